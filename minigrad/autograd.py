@@ -1,0 +1,236 @@
+"""Reverse-mode autograd: ``Function``, grad mode and the backward walk.
+
+A ``Function`` instance is one node of the graph and its own context: ``forward`` and
+``backward`` work on raw arrays (numpy or cupy), and ``save_for_backward`` keeps only what
+the backward needs. The walk in :func:`run_backward` is iterative (no recursion limit),
+reduces gradients of broadcast inputs back to the input shape in one place, checks every
+gradient's shape and dtype against its input (naming the op), and frees the graph afterwards
+unless ``retain_graph=True``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+
+from minigrad import backend
+
+_grad_mode = threading.local()
+
+
+def is_grad_enabled() -> bool:
+    """True when ops record the graph (the default)."""
+    return getattr(_grad_mode, "enabled", True)
+
+
+def set_grad_enabled(mode: bool) -> None:
+    _grad_mode.enabled = bool(mode)
+
+
+@contextlib.contextmanager
+def _grad_mode_as(mode: bool):
+    previous = is_grad_enabled()
+    set_grad_enabled(mode)
+    try:
+        yield
+    finally:
+        set_grad_enabled(previous)
+
+
+class no_grad(contextlib.ContextDecorator):  # noqa: N801 - PyTorch's name
+    """Context manager (and decorator) in which ops record no graph, as ``torch.no_grad``."""
+
+    def __enter__(self):
+        self._ctx = _grad_mode_as(False)
+        self._ctx.__enter__()
+
+    def __exit__(self, *exc):
+        return self._ctx.__exit__(*exc)
+
+
+class enable_grad(contextlib.ContextDecorator):  # noqa: N801 - PyTorch's name
+    """Context manager (and decorator) that turns recording back on inside ``no_grad``."""
+
+    def __enter__(self):
+        self._ctx = _grad_mode_as(True)
+        self._ctx.__enter__()
+
+    def __exit__(self, *exc):
+        return self._ctx.__exit__(*exc)
+
+
+class Function:
+    """One differentiable op. Subclasses implement ``forward`` and ``backward`` on arrays.
+
+    ``forward(*arrays, **params)`` returns one array, or a tuple whose first array is the
+    differentiable output and the rest non-differentiable extras (max-pool indices).
+    ``backward(grad_output)`` returns one gradient (or None) per tensor input; a gradient
+    may have the broadcast shape of the output, the walk reduces it to the input's shape.
+    """
+
+    def __init__(self):
+        self.inputs: tuple = ()
+        self.saved: tuple = ()
+        self.needs_input_grad: tuple = ()
+        self.released = False
+
+    def save_for_backward(self, *arrays) -> None:
+        self.saved = arrays
+
+    def forward(self, *arrays, **params):
+        raise NotImplementedError
+
+    def backward(self, grad_output):
+        raise NotImplementedError
+
+    @property
+    def name(self) -> str:
+        return type(self).__name__
+
+    @classmethod
+    def apply(cls, *inputs, **params):
+        """Run the op on tensors; record the graph when grad mode is on and an input needs it."""
+        from minigrad.tensor import Tensor
+
+        fn = cls()
+        _check_same_device(fn.name, inputs)
+        out = fn.forward(*(t.data for t in inputs), **params)
+        extras = ()
+        if isinstance(out, tuple):
+            out, extras = out[0], out[1:]
+        needs = tuple(t.requires_grad for t in inputs)
+        record = is_grad_enabled() and any(needs) and out.dtype.kind in "fc"
+        result = Tensor._wrap(out, requires_grad=record, grad_fn=fn if record else None)
+        if record:
+            fn.inputs = inputs
+            fn.needs_input_grad = needs
+        else:
+            fn.saved = ()
+        if extras:
+            return (result, *(Tensor._wrap(e) for e in extras))
+        return result
+
+    def release(self) -> None:
+        """Drop saved arrays and input references so memory is freed after backward."""
+        self.saved = ()
+        self.inputs = ()
+        self.released = True
+
+
+def _check_same_device(op: str, inputs) -> None:
+    if len(inputs) < 2:
+        return
+    devices = {t.device for t in inputs}
+    if len(devices) > 1:
+        described = ", ".join(f"{t.device} tensor of shape {tuple(t.shape)}" for t in inputs)
+        raise backend.DeviceError(
+            f"{op}: expected all tensors on the same device, got {described}; "
+            "move them with .to(device) first"
+        )
+
+
+def unbroadcast(grad, shape: tuple, op: str):
+    """Sum ``grad`` over the axes along which an input of ``shape`` was broadcast."""
+    if grad.shape == shape:
+        return grad
+    extra = grad.ndim - len(shape)
+    if extra < 0:
+        raise RuntimeError(f"{op}.backward: gradient shape {grad.shape} has fewer dims than {shape}")
+    axes = tuple(range(extra)) + tuple(
+        extra + i for i, n in enumerate(shape) if n == 1 and grad.shape[extra + i] != 1
+    )
+    if axes:
+        grad = grad.sum(axis=axes, keepdims=True)
+    grad = grad.reshape(grad.shape[extra:]) if extra else grad
+    if grad.shape != shape:
+        raise RuntimeError(
+            f"{op}.backward returned a gradient of shape {grad.shape} for an input of shape {shape}"
+        )
+    return grad
+
+
+def _topological_order(root_fn: Function) -> list:
+    """Functions reachable from ``root_fn``, each before the functions that made its inputs."""
+    order, visited = [], set()
+    stack = [(root_fn, False)]
+    while stack:
+        fn, expanded = stack.pop()
+        if expanded:
+            order.append(fn)
+            continue
+        if id(fn) in visited:
+            continue
+        if fn.released:
+            raise RuntimeError(
+                f"Trying to backward through the graph a second time (at {fn.name}): its saved "
+                "values were freed; call .backward(retain_graph=True) the first time"
+            )
+        visited.add(id(fn))
+        stack.append((fn, True))
+        for t in fn.inputs:
+            if t.grad_fn is not None and id(t.grad_fn) not in visited:
+                stack.append((t.grad_fn, False))
+    order.reverse()
+    return order
+
+
+def _as_input_grad(fn: Function, grad, tensor):
+    """Reduce a gradient to its input's shape and dtype, checking it on the way."""
+    grad = unbroadcast(grad, tuple(tensor.shape), fn.name)
+    if grad.dtype != tensor.dtype:
+        if grad.dtype.kind != "f" or tensor.dtype.kind != "f":
+            raise RuntimeError(
+                f"{fn.name}.backward returned dtype {grad.dtype} for an input of dtype {tensor.dtype}"
+            )
+        grad = grad.astype(tensor.dtype)
+    return grad
+
+
+def run_backward(root, gradient, retain_graph: bool = False) -> None:
+    """Backpropagate ``gradient`` (an array shaped like ``root``) through the graph of ``root``."""
+    from minigrad.tensor import Tensor
+
+    handed_out: set = set()
+    if root.grad_fn is None:
+        _accumulate(root, gradient, Tensor, handed_out)
+        return
+    pending = {id(root.grad_fn): gradient}
+    for fn in _topological_order(root.grad_fn):
+        grad_out = pending.pop(id(fn), None)
+        if grad_out is None:
+            continue
+        grads = fn.backward(grad_out)
+        if not isinstance(grads, tuple):
+            grads = (grads,)
+        if len(grads) != len(fn.inputs):
+            raise RuntimeError(
+                f"{fn.name}.backward returned {len(grads)} gradients for {len(fn.inputs)} inputs"
+            )
+        for tensor, needs, grad in zip(fn.inputs, fn.needs_input_grad, grads, strict=True):
+            if not needs or grad is None:
+                continue
+            grad = _as_input_grad(fn, grad, tensor)
+            if tensor.grad_fn is None:
+                _accumulate(tensor, grad, Tensor, handed_out)
+            else:
+                key = id(tensor.grad_fn)
+                pending[key] = grad if key not in pending else pending[key] + grad
+        if not retain_graph:
+            fn.release()
+
+
+def _accumulate(leaf, grad, tensor_cls, handed_out: set) -> None:
+    """Add ``grad`` into a leaf's ``.grad`` (PyTorch accumulates across backward calls).
+
+    An op may pass one array to several inputs (``a + b``) or a view of another's gradient
+    (reshape); a leaf gets its own copy then, so in-place updates of one ``.grad`` stay local.
+    """
+    if not leaf.requires_grad:
+        return
+    if leaf.grad is None:
+        if id(grad) in handed_out or getattr(grad, "base", None) is not None:
+            grad = grad.copy()
+        handed_out.add(id(grad))
+        leaf.grad = tensor_cls._wrap(grad)
+    else:
+        leaf.grad = tensor_cls._wrap(leaf.grad.data + grad)

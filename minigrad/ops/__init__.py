@@ -1,0 +1,1 @@
+"""The ops, one file per family; each holds its Functions and the functions users call."""

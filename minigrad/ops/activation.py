@@ -1,0 +1,121 @@
+"""Activations and the (log-)softmax, numerically stable, with PyTorch's gradients."""
+
+from __future__ import annotations
+
+from minigrad import backend
+from minigrad.autograd import Function
+from minigrad.tensor import Tensor
+
+
+class ReLU(Function):
+    def forward(self, x):
+        mask = x > 0
+        self.save_for_backward(mask)
+        return x * mask
+
+    def backward(self, gy):
+        return gy * self.saved[0]
+
+
+class LeakyReLU(Function):
+    def forward(self, x, negative_slope):
+        xp = backend.get_array_module(x)
+        mask = x > 0
+        self.save_for_backward(mask)
+        self.negative_slope = negative_slope
+        return xp.where(mask, x, x * negative_slope)
+
+    def backward(self, gy):
+        xp = backend.get_array_module(gy)
+        return xp.where(self.saved[0], gy, gy * self.negative_slope)
+
+
+class Sigmoid(Function):
+    """1 / (1 + exp(-x)) computed from exp(-|x|), so no exp overflows."""
+
+    def forward(self, x):
+        xp = backend.get_array_module(x)
+        e = xp.exp(-xp.abs(x))
+        y = xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
+        self.save_for_backward(y)
+        return y
+
+    def backward(self, gy):
+        (y,) = self.saved
+        return gy * y * (1 - y)
+
+
+class Tanh(Function):
+    def forward(self, x):
+        y = backend.get_array_module(x).tanh(x)
+        self.save_for_backward(y)
+        return y
+
+    def backward(self, gy):
+        (y,) = self.saved
+        return gy * (1 - y * y)
+
+
+class Softmax(Function):
+    """exp(x - max) / sum: shifted by the max along ``dim`` so nothing overflows."""
+
+    def forward(self, x, dim):
+        xp = backend.get_array_module(x)
+        e = xp.exp(x - x.max(axis=dim, keepdims=True))
+        y = e / e.sum(axis=dim, keepdims=True)
+        self.dim = dim
+        self.save_for_backward(y)
+        return y
+
+    def backward(self, gy):
+        (y,) = self.saved
+        return y * (gy - (gy * y).sum(axis=self.dim, keepdims=True))
+
+
+class LogSoftmax(Function):
+    """(x - max) - log(sum(exp(x - max))): the log-sum-exp trick along ``dim``."""
+
+    def forward(self, x, dim):
+        xp = backend.get_array_module(x)
+        shifted = x - x.max(axis=dim, keepdims=True)
+        y = shifted - xp.log(xp.exp(shifted).sum(axis=dim, keepdims=True))
+        self.dim = dim
+        self.save_for_backward(y)
+        return y
+
+    def backward(self, gy):
+        (y,) = self.saved
+        xp = backend.get_array_module(gy)
+        return gy - xp.exp(y) * gy.sum(axis=self.dim, keepdims=True)
+
+
+def normalize_dim(dim: int, ndim: int, op: str) -> int:
+    """``dim`` as a non-negative axis, or an IndexError naming the op and the valid range."""
+    low, high = -max(ndim, 1), max(ndim, 1) - 1
+    if not low <= dim <= high:
+        raise IndexError(f"{op}: dim {dim} is out of range [{low}, {high}] for a {ndim}-d tensor")
+    return dim % max(ndim, 1)
+
+
+def relu(input: Tensor, inplace: bool = False) -> Tensor:  # noqa: A002 - PyTorch's names
+    return ReLU.apply(input)
+
+
+def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:  # noqa: A002
+    return LeakyReLU.apply(input, negative_slope=negative_slope)
+
+
+def sigmoid(input: Tensor) -> Tensor:  # noqa: A002
+    return Sigmoid.apply(input)
+
+
+def tanh(input: Tensor) -> Tensor:  # noqa: A002
+    return Tanh.apply(input)
+
+
+def softmax(input: Tensor, dim: int) -> Tensor:  # noqa: A002
+    return Softmax.apply(input, dim=normalize_dim(dim, input.ndim, "softmax"))
+
+
+def log_softmax(input: Tensor, dim: int) -> Tensor:  # noqa: A002
+    return LogSoftmax.apply(input, dim=normalize_dim(dim, input.ndim, "log_softmax"))

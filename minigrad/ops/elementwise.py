@@ -1,0 +1,346 @@
+"""Elementwise arithmetic and maths with broadcasting, and device/dtype copies.
+
+Binary ops follow PyTorch: shapes broadcast (a mismatch raises naming both shapes), a float
+and an integer operand give the float's dtype, float32 with float64 gives float64, and a
+Python scalar takes the tensor's dtype. Gradients come back in the broadcast shape; the
+autograd walk sums them down to each input's shape.
+"""
+
+from __future__ import annotations
+
+import numpy
+
+from minigrad import backend
+from minigrad.autograd import Function
+from minigrad.tensor import Tensor, as_tensor
+
+
+def broadcast_shape(op: str, *shapes: tuple) -> tuple:
+    """The broadcast of ``shapes``, or a ValueError naming the op and both shapes."""
+    ndim = max(len(s) for s in shapes)
+    out = []
+    for axis in range(-ndim, 0):
+        sizes = {s[axis] for s in shapes if len(s) >= -axis} - {1}
+        if len(sizes) > 1:
+            described = " and ".join(str(tuple(s)) for s in shapes)
+            raise ValueError(
+                f"{op}: shapes {described} are not broadcastable "
+                f"(dim {axis}: sizes {sorted(sizes)})"
+            )
+        out.append(sizes.pop() if sizes else 1)
+    return tuple(out)
+
+
+def _result_dtype(a: numpy.dtype, b: numpy.dtype) -> numpy.dtype:
+    """PyTorch's promotion: a float operand decides over an integer one."""
+    a_float, b_float = a.kind in "fc", b.kind in "fc"
+    if a_float and not b_float:
+        return a
+    if b_float and not a_float:
+        return b
+    return numpy.promote_types(a, b)
+
+
+def binary_operands(op: str, a, b) -> tuple[Tensor, Tensor]:
+    """Two tensors with a common dtype on one device, checked to broadcast."""
+    if not isinstance(a, Tensor):
+        a = as_tensor(a, b)
+    b = as_tensor(b, a)
+    if a.device != b.device:
+        raise backend.DeviceError(
+            f"{op}: expected both tensors on the same device, got {a.device} {a.shape} "
+            f"and {b.device} {b.shape}"
+        )
+    broadcast_shape(op, a.shape, b.shape)
+    dtype = _result_dtype(a.dtype, b.dtype)
+    return (a if a.dtype == dtype else a.to(dtype)), (b if b.dtype == dtype else b.to(dtype))
+
+
+class ToCopy(Function):
+    """Copy to another device and/or dtype; the gradient goes back the same way."""
+
+    def forward(self, x, device=None, dtype=None):
+        self.source = (backend.device_of(x), x.dtype)
+        y = x if device is None else backend.to_device(x, device)
+        if dtype is not None and y.dtype != numpy.dtype(dtype):
+            y = y.astype(dtype)
+        return y.copy() if y is x else y
+
+    def backward(self, gy):
+        device, dtype = self.source
+        return backend.to_device(gy, device).astype(dtype, copy=False)
+
+
+def to_copy(x: Tensor, device=None, dtype=None) -> Tensor:
+    """``x`` on ``device`` with ``dtype`` (either may be None: keep), differentiable."""
+    if device is not None:
+        device = backend.canonical_device(device)
+        backend.array_module(device)
+    return ToCopy.apply(x, device=device, dtype=dtype)
+
+
+class Add(Function):
+    def forward(self, a, b):
+        return a + b
+
+    def backward(self, gy):
+        return gy, gy
+
+
+class Sub(Function):
+    def forward(self, a, b):
+        return a - b
+
+    def backward(self, gy):
+        return gy, -gy
+
+
+class Mul(Function):
+    def forward(self, a, b):
+        self.save_for_backward(a, b)
+        return a * b
+
+    def backward(self, gy):
+        a, b = self.saved
+        need_a, need_b = self.needs_input_grad
+        return (gy * b if need_a else None), (gy * a if need_b else None)
+
+
+class Div(Function):
+    def forward(self, a, b):
+        y = a / b
+        self.save_for_backward(b, y)
+        return y
+
+    def backward(self, gy):
+        b, y = self.saved
+        ga = gy / b
+        return ga, (-ga * y if self.needs_input_grad[1] else None)
+
+
+class Pow(Function):
+    """``a ** b`` for tensors; the exponent's gradient is 0 where the base is 0, as in torch."""
+
+    def forward(self, a, b):
+        y = a**b
+        self.save_for_backward(a, b, y)
+        return y
+
+    def backward(self, gy):
+        a, b, y = self.saved
+        xp = backend.get_array_module(a)
+        need_a, need_b = self.needs_input_grad
+        ga = gy * b * a ** (b - 1) if need_a else None
+        gb = None
+        if need_b:
+            positive = a > 0
+            log_a = xp.log(xp.where(positive, a, 1))
+            gb = xp.where(positive | (a < 0), gy * y * log_a, 0)
+        return ga, gb
+
+
+class PowScalar(Function):
+    """``x ** e`` for a Python-number exponent."""
+
+    def forward(self, x, exponent):
+        self.exponent = exponent
+        self.save_for_backward(x)
+        return x**exponent
+
+    def backward(self, gy):
+        (x,) = self.saved
+        e = self.exponent
+        if e == 0:
+            return gy * 0
+        return gy * e * x ** (e - 1)
+
+
+class Neg(Function):
+    def forward(self, x):
+        return -x
+
+    def backward(self, gy):
+        return -gy
+
+
+class Exp(Function):
+    def forward(self, x):
+        y = backend.get_array_module(x).exp(x)
+        self.save_for_backward(y)
+        return y
+
+    def backward(self, gy):
+        return gy * self.saved[0]
+
+
+class Log(Function):
+    def forward(self, x):
+        self.save_for_backward(x)
+        return backend.get_array_module(x).log(x)
+
+    def backward(self, gy):
+        return gy / self.saved[0]
+
+
+class Sqrt(Function):
+    def forward(self, x):
+        y = backend.get_array_module(x).sqrt(x)
+        self.save_for_backward(y)
+        return y
+
+    def backward(self, gy):
+        return gy / (2 * self.saved[0])
+
+
+class Abs(Function):
+    def forward(self, x):
+        self.save_for_backward(x)
+        return backend.get_array_module(x).abs(x)
+
+    def backward(self, gy):
+        return gy * backend.get_array_module(gy).sign(self.saved[0])
+
+
+class Maximum(Function):
+    """Elementwise max; at ties each input gets half the gradient, as in PyTorch."""
+
+    def forward(self, a, b):
+        self.save_for_backward(a, b)
+        return backend.get_array_module(a).maximum(a, b)
+
+    def backward(self, gy):
+        return _split_by_winner(gy, *self.saved)
+
+
+class Minimum(Function):
+    """Elementwise min; at ties each input gets half the gradient, as in PyTorch."""
+
+    def forward(self, a, b):
+        self.save_for_backward(a, b)
+        return backend.get_array_module(a).minimum(a, b)
+
+    def backward(self, gy):
+        a, b = self.saved
+        return _split_by_winner(gy, b, a)
+
+
+def _split_by_winner(gy, a, b):
+    """Gradient of max(a, b): all to the larger, half each at ties."""
+    xp = backend.get_array_module(gy)
+    share_a = xp.where(a > b, 1, xp.where(a == b, 0.5, 0)).astype(gy.dtype)
+    return gy * share_a, gy * (1 - share_a)
+
+
+class Clamp(Function):
+    def forward(self, x, min=None, max=None):  # noqa: A002 - PyTorch's names
+        xp = backend.get_array_module(x)
+        keep = xp.ones(x.shape, dtype=bool)
+        if min is not None:
+            keep &= x >= min
+        if max is not None:
+            keep &= x <= max
+        self.save_for_backward(keep)
+        return xp.clip(x, min, max).astype(x.dtype, copy=False)
+
+    def backward(self, gy):
+        return gy * self.saved[0]
+
+
+class Where(Function):
+    def forward(self, a, b, condition):
+        self.save_for_backward(condition)
+        return backend.get_array_module(a).where(condition, a, b)
+
+    def backward(self, gy):
+        (condition,) = self.saved
+        xp = backend.get_array_module(gy)
+        zero = xp.zeros((), dtype=gy.dtype)
+        need_a, need_b = self.needs_input_grad
+        return (
+            xp.where(condition, gy, zero) if need_a else None,
+            xp.where(condition, zero, gy) if need_b else None,
+        )
+
+
+def add(a, b) -> Tensor:
+    return Add.apply(*binary_operands("add", a, b))
+
+
+def sub(a, b) -> Tensor:
+    return Sub.apply(*binary_operands("sub", a, b))
+
+
+def mul(a, b) -> Tensor:
+    return Mul.apply(*binary_operands("mul", a, b))
+
+
+def div(a, b) -> Tensor:
+    a, b = binary_operands("div", a, b)
+    if a.dtype.kind not in "fc":
+        a, b = a.to(numpy.float32), b.to(numpy.float32)
+    return Div.apply(a, b)
+
+
+def pow(a, b) -> Tensor:  # noqa: A001 - PyTorch's name
+    """``a ** b``: a Python-number exponent keeps ``a``'s dtype."""
+    if isinstance(a, Tensor) and isinstance(b, int | float) and not isinstance(b, bool):
+        return PowScalar.apply(a, exponent=b)
+    return Pow.apply(*binary_operands("pow", a, b))
+
+
+def neg(x: Tensor) -> Tensor:
+    return Neg.apply(x)
+
+
+def exp(x: Tensor) -> Tensor:
+    return Exp.apply(x)
+
+
+def log(x: Tensor) -> Tensor:
+    return Log.apply(x)
+
+
+def sqrt(x: Tensor) -> Tensor:
+    return Sqrt.apply(x)
+
+
+def abs(x: Tensor) -> Tensor:  # noqa: A001 - PyTorch's name
+    return Abs.apply(x)
+
+
+def maximum(a, b) -> Tensor:
+    return Maximum.apply(*binary_operands("maximum", a, b))
+
+
+def minimum(a, b) -> Tensor:
+    return Minimum.apply(*binary_operands("minimum", a, b))
+
+
+def clamp(x: Tensor, min=None, max=None) -> Tensor:  # noqa: A002 - PyTorch's names
+    """Limit ``x`` to [min, max]; the gradient passes where ``min <= x <= max``."""
+    if min is None and max is None:
+        raise ValueError("clamp: at least one of min and max must be given")
+    return Clamp.apply(x, min=min, max=max)
+
+
+def where(condition, input, other) -> Tensor:  # noqa: A002 - PyTorch's names
+    """``input`` where ``condition`` else ``other``, broadcasting all three, as ``torch.where``."""
+    ref = input if isinstance(input, Tensor) else other
+    condition = as_tensor(condition, ref)
+    if condition.dtype != numpy.bool_:
+        raise TypeError(f"where: condition must be a bool tensor, got dtype {condition.dtype}")
+    a, b = binary_operands("where", input, other)
+    broadcast_shape("where", condition.shape, a.shape, b.shape)
+    if condition.device != a.device:
+        raise backend.DeviceError(
+            f"where: condition is on {condition.device} but the values are on {a.device}"
+        )
+    return Where.apply(a, b, condition=condition.data)
+
+
+def compare(op: str, a, b) -> Tensor:
+    """An elementwise comparison (``eq ne lt le gt ge``): a bool tensor, no gradient."""
+    a, b = binary_operands(op, a, b)
+    ufunc = {"eq": "equal", "ne": "not_equal", "lt": "less", "le": "less_equal",
+             "gt": "greater", "ge": "greater_equal"}[op]
+    return Tensor._wrap(getattr(a.xp, ufunc)(a.data, b.data))
