@@ -135,7 +135,9 @@ def unbroadcast(grad, shape: tuple, op: str):
         return grad
     extra = grad.ndim - len(shape)
     if extra < 0:
-        raise RuntimeError(f"{op}.backward: gradient shape {grad.shape} has fewer dims than {shape}")
+        raise RuntimeError(
+            f"{op}.backward: gradient shape {grad.shape} has fewer dims than {shape}"
+        )
     axes = tuple(range(extra)) + tuple(
         extra + i for i, n in enumerate(shape) if n == 1 and grad.shape[extra + i] != 1
     )
@@ -175,14 +177,13 @@ def _topological_order(root_fn: Function) -> list:
 
 
 def _as_input_grad(fn: Function, grad, tensor):
-    """Reduce a gradient to its input's shape and dtype, checking it on the way."""
+    """Reduce a gradient to its input's shape, checking shape and dtype, naming the op."""
     grad = unbroadcast(grad, tuple(tensor.shape), fn.name)
     if grad.dtype != tensor.dtype:
-        if grad.dtype.kind != "f" or tensor.dtype.kind != "f":
-            raise RuntimeError(
-                f"{fn.name}.backward returned dtype {grad.dtype} for an input of dtype {tensor.dtype}"
-            )
-        grad = grad.astype(tensor.dtype)
+        raise RuntimeError(
+            f"{fn.name}.backward returned dtype {grad.dtype} for an input of dtype "
+            f"{tensor.dtype}"
+        )
     return grad
 
 

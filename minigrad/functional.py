@@ -8,5 +8,13 @@ from minigrad.ops.matmul import linear
 from minigrad.ops.shape import one_hot, pad
 
 __all__ = [
-    "leaky_relu", "linear", "log_softmax", "one_hot", "pad", "relu", "sigmoid", "softmax", "tanh",
+    "leaky_relu",
+    "linear",
+    "log_softmax",
+    "one_hot",
+    "pad",
+    "relu",
+    "sigmoid",
+    "softmax",
+    "tanh",
 ]

@@ -26,11 +26,14 @@ def _outputs(fn, inputs) -> list:
 
 
 def _projection(outputs, directions) -> float:
-    return float(sum(backend.to_host((o.data * v).sum()) for o, v in zip(outputs, directions, strict=True)))
+    return float(
+        sum(backend.to_host((o.data * v).sum()) for o, v in zip(outputs, directions, strict=True))
+    )
 
 
-def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3,
-              seed: int = 0) -> bool:
+def gradcheck(
+    fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3, seed: int = 0
+) -> bool:
     """Check the gradients of ``fn(*inputs)`` against central finite differences.
 
     Args:
@@ -91,7 +94,7 @@ def _numerical_gradient(fn, inputs, i, directions, eps) -> numpy.ndarray:
 def _compare(i, shape, analytic, numeric, atol, rtol) -> None:
     error = numpy.abs(analytic - numeric) - (atol + rtol * numpy.abs(numeric))
     if error.size and error.max() > 0:
-        worst = numpy.unravel_index(int(error.argmax()), shape) if shape else ()
+        worst = tuple(int(i) for i in numpy.unravel_index(int(error.argmax()), shape))
         raise GradcheckError(
             f"gradcheck: input {i} (shape {shape}) has a wrong gradient at element {worst}: "
             f"analytic {analytic[worst]:.10g}, numerical {numeric[worst]:.10g} "

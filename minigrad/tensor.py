@@ -153,7 +153,8 @@ class Tensor:
         if gradient is None:
             if self.data.size != 1:
                 raise RuntimeError(
-                    f"grad can be implicitly created only for scalar outputs, got shape {self.shape}"
+                    "grad can be implicitly created only for scalar outputs, "
+                    f"got shape {self.shape}"
                 )
             grad = self.xp.ones(self.data.shape, dtype=self.dtype)
         else:
@@ -245,8 +246,10 @@ def as_tensor(value, like: Tensor) -> Tensor:
         dtype = like.dtype
         if isinstance(value, float) and like.dtype.kind not in "fc":
             dtype = _DEFAULT_FLOAT
-        elif isinstance(value, numbers.Integral) and like.dtype.kind == "b" and not isinstance(
-            value, bool
+        elif (
+            isinstance(value, numbers.Integral)
+            and like.dtype.kind == "b"
+            and not isinstance(value, bool)
         ):
             dtype = numpy.dtype(numpy.int64)
         return Tensor._wrap(like.xp.asarray(value, dtype=dtype))
@@ -268,13 +271,20 @@ def _bind_operators() -> None:
         return lambda self, other: fn(as_tensor(other, self), self)
 
     methods = {
-        "__add__": ew.add, "__radd__": reflected(ew.add),
-        "__sub__": ew.sub, "__rsub__": reflected(ew.sub),
-        "__mul__": ew.mul, "__rmul__": reflected(ew.mul),
-        "__truediv__": ew.div, "__rtruediv__": reflected(ew.div),
-        "__pow__": ew.pow, "__rpow__": reflected(ew.pow),
-        "__matmul__": matmul.matmul, "__rmatmul__": reflected(matmul.matmul),
-        "__neg__": ew.neg, "__abs__": ew.abs,
+        "__add__": ew.add,
+        "__radd__": reflected(ew.add),
+        "__sub__": ew.sub,
+        "__rsub__": reflected(ew.sub),
+        "__mul__": ew.mul,
+        "__rmul__": reflected(ew.mul),
+        "__truediv__": ew.div,
+        "__rtruediv__": reflected(ew.div),
+        "__pow__": ew.pow,
+        "__rpow__": reflected(ew.pow),
+        "__matmul__": matmul.matmul,
+        "__rmatmul__": reflected(matmul.matmul),
+        "__neg__": ew.neg,
+        "__abs__": ew.abs,
         "__eq__": lambda a, b: ew.compare("eq", a, b),
         "__ne__": lambda a, b: ew.compare("ne", a, b),
         "__lt__": lambda a, b: ew.compare("lt", a, b),
@@ -282,18 +292,41 @@ def _bind_operators() -> None:
         "__gt__": lambda a, b: ew.compare("gt", a, b),
         "__ge__": lambda a, b: ew.compare("ge", a, b),
         "__getitem__": shape.index,
-        "add": ew.add, "sub": ew.sub, "mul": ew.mul, "div": ew.div, "pow": ew.pow,
-        "neg": ew.neg, "exp": ew.exp, "log": ew.log, "sqrt": ew.sqrt, "abs": ew.abs,
-        "maximum": ew.maximum, "minimum": ew.minimum, "clamp": ew.clamp, "clip": ew.clamp,
-        "relu": activation.relu, "sigmoid": activation.sigmoid, "tanh": activation.tanh,
-        "softmax": activation.softmax, "log_softmax": activation.log_softmax,
-        "sum": reduction.sum, "mean": reduction.mean, "var": reduction.var,
-        "max": reduction.max, "min": reduction.min, "amax": reduction.amax,
+        "add": ew.add,
+        "sub": ew.sub,
+        "mul": ew.mul,
+        "div": ew.div,
+        "pow": ew.pow,
+        "neg": ew.neg,
+        "exp": ew.exp,
+        "log": ew.log,
+        "sqrt": ew.sqrt,
+        "abs": ew.abs,
+        "maximum": ew.maximum,
+        "minimum": ew.minimum,
+        "clamp": ew.clamp,
+        "clip": ew.clamp,
+        "relu": activation.relu,
+        "sigmoid": activation.sigmoid,
+        "tanh": activation.tanh,
+        "softmax": activation.softmax,
+        "log_softmax": activation.log_softmax,
+        "sum": reduction.sum,
+        "mean": reduction.mean,
+        "var": reduction.var,
+        "max": reduction.max,
+        "min": reduction.min,
+        "amax": reduction.amax,
         "argmax": reduction.argmax,
         "matmul": matmul.matmul,
-        "reshape": shape.reshape, "view": shape.reshape, "permute": shape.permute,
-        "transpose": shape.transpose, "flatten": shape.flatten, "squeeze": shape.squeeze,
-        "unsqueeze": shape.unsqueeze, "expand": shape.expand,
+        "reshape": shape.reshape,
+        "view": shape.reshape,
+        "permute": shape.permute,
+        "transpose": shape.transpose,
+        "flatten": shape.flatten,
+        "squeeze": shape.squeeze,
+        "unsqueeze": shape.unsqueeze,
+        "expand": shape.expand,
     }
     for name, fn in methods.items():
         setattr(Tensor, name, fn)

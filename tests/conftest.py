@@ -15,7 +15,10 @@ from hypothesis import HealthCheck, settings
 from minigrad import backend
 
 settings.register_profile(
-    "ci", deadline=None, derandomize=True, print_blob=True,
+    "ci",
+    deadline=None,
+    derandomize=True,
+    print_blob=True,
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.register_profile("dev", deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -53,8 +53,17 @@ def _assert_close(ours, theirs, rtol, atol, what: str) -> None:
     np.testing.assert_allclose(ours, theirs, rtol=rtol, atol=atol * scale, err_msg=what)
 
 
-def check_parity(our_fn, torch_fn, arrays, device: str, reduction: int = 1, layout: str = "contiguous",
-                 seed: int = 0, rtol: float | None = None, atol: float | None = None):
+def check_parity(
+    our_fn,
+    torch_fn,
+    arrays,
+    device: str,
+    reduction: int = 1,
+    layout: str = "contiguous",
+    seed: int = 0,
+    rtol: float | None = None,
+    atol: float | None = None,
+):
     """Compare ``our_fn(*tensors)`` with ``torch_fn(*torch_tensors)``: outputs and gradients.
 
     Args:
@@ -102,12 +111,14 @@ def check_parity(our_fn, torch_fn, arrays, device: str, reduction: int = 1, layo
 
 
 def shapes(min_dims: int = 0, max_dims: int = 4, min_side: int = 1, max_side: int = 5):
-    return hnp.array_shapes(min_dims=min_dims, max_dims=max_dims, min_side=min_side,
-                            max_side=max_side)
+    return hnp.array_shapes(
+        min_dims=min_dims, max_dims=max_dims, min_side=min_side, max_side=max_side
+    )
 
 
-def random_array(seed: int, shape: tuple, dtype, low: float | None = None,
-                 high: float | None = None) -> np.ndarray:
+def random_array(
+    seed: int, shape: tuple, dtype, low: float | None = None, high: float | None = None
+) -> np.ndarray:
     """Seeded normal (or uniform in [low, high]) values of ``dtype``."""
     rng = np.random.default_rng(seed)
     if low is not None:

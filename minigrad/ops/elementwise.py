@@ -341,6 +341,12 @@ def where(condition, input, other) -> Tensor:  # noqa: A002 - PyTorch's names
 def compare(op: str, a, b) -> Tensor:
     """An elementwise comparison (``eq ne lt le gt ge``): a bool tensor, no gradient."""
     a, b = binary_operands(op, a, b)
-    ufunc = {"eq": "equal", "ne": "not_equal", "lt": "less", "le": "less_equal",
-             "gt": "greater", "ge": "greater_equal"}[op]
+    ufunc = {
+        "eq": "equal",
+        "ne": "not_equal",
+        "lt": "less",
+        "le": "less_equal",
+        "gt": "greater",
+        "ge": "greater_equal",
+    }[op]
     return Tensor._wrap(getattr(a.xp, ufunc)(a.data, b.data))

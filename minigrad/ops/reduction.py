@@ -123,8 +123,14 @@ def mean(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:  # noqa: A00
     return Mean.apply(input, axes=normalize_dims(dim, input.ndim, "mean"), keepdim=keepdim)
 
 
-def var(input: Tensor, dim=None, unbiased: bool = True, keepdim: bool = False, *,  # noqa: A002
-        correction=None) -> Tensor:
+def var(
+    input: Tensor,
+    dim=None,
+    unbiased: bool = True,
+    keepdim: bool = False,
+    *,  # noqa: A002
+    correction=None,
+) -> Tensor:
     """Variance over ``dim``; ``correction`` (if given) overrides ``unbiased``, as in torch."""
     if correction is None:
         correction = 1 if unbiased else 0
@@ -160,4 +166,6 @@ def argmax(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:  # noqa: A
         return Tensor._wrap(input.data.argmax().astype(input.xp.int64))
     axis = normalize_dim(dim, input.ndim, "argmax")
     out = input.data.argmax(axis=axis)
-    return Tensor._wrap((input.xp.expand_dims(out, axis) if keepdim else out).astype(input.xp.int64))
+    return Tensor._wrap(
+        (input.xp.expand_dims(out, axis) if keepdim else out).astype(input.xp.int64)
+    )

@@ -135,7 +135,9 @@ def reshape(input: Tensor, *shape) -> Tensor:  # noqa: A002 - PyTorch's names
 def permute(input: Tensor, *dims) -> Tensor:  # noqa: A002
     dims = _shape_arg(dims)
     if len(dims) != input.ndim:
-        raise ValueError(f"permute: got {len(dims)} dims {dims} for a tensor of shape {input.shape}")
+        raise ValueError(
+            f"permute: got {len(dims)} dims {dims} for a tensor of shape {input.shape}"
+        )
     dims = tuple(normalize_dim(d, input.ndim, "permute") for d in dims)
     if sorted(dims) != list(range(input.ndim)):
         raise ValueError(f"permute: dims {dims} are not a permutation of 0..{input.ndim - 1}")
@@ -144,7 +146,10 @@ def permute(input: Tensor, *dims) -> Tensor:  # noqa: A002
 
 def transpose(input: Tensor, dim0: int, dim1: int) -> Tensor:  # noqa: A002
     dims = list(range(input.ndim))
-    a, b = normalize_dim(dim0, input.ndim, "transpose"), normalize_dim(dim1, input.ndim, "transpose")
+    a, b = (
+        normalize_dim(dim0, input.ndim, "transpose"),
+        normalize_dim(dim1, input.ndim, "transpose"),
+    )
     dims[a], dims[b] = dims[b], dims[a]
     return Permute.apply(input, dims=tuple(dims))
 
@@ -156,7 +161,9 @@ def flatten(input: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:  # 
     end = normalize_dim(end_dim, input.ndim, "flatten")
     if start > end:
         raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
-    shape = input.shape[:start] + (math.prod(input.shape[start : end + 1]),) + input.shape[end + 1 :]
+    shape = (
+        input.shape[:start] + (math.prod(input.shape[start : end + 1]),) + input.shape[end + 1 :]
+    )
     return reshape(input, shape)
 
 
@@ -165,7 +172,10 @@ def squeeze(input: Tensor, dim=None) -> Tensor:  # noqa: A002
     if dim is None:
         dims = range(input.ndim)
     else:
-        dims = [normalize_dim(d, input.ndim, "squeeze") for d in (dim if isinstance(dim, tuple | list) else (dim,))]
+        dims = [
+            normalize_dim(d, input.ndim, "squeeze")
+            for d in (dim if isinstance(dim, tuple | list) else (dim,))
+        ]
     drop = {d for d in dims if input.ndim and input.shape[d] == 1}
     return reshape(input, tuple(n for i, n in enumerate(input.shape) if i not in drop))
 

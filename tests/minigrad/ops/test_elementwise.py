@@ -50,8 +50,11 @@ def test_unary_matches_torch(device, name, shape, dtype, layout, seed):
 
 @pytest.mark.parametrize("name", sorted(BINARY))
 @settings(max_examples=8)
-@given(shapes_=hnp.mutually_broadcastable_shapes(num_shapes=2, max_dims=4, max_side=4),
-       dtype=float_dtypes, seed=seeds)
+@given(
+    shapes_=hnp.mutually_broadcastable_shapes(num_shapes=2, max_dims=4, max_side=4),
+    dtype=float_dtypes,
+    seed=seeds,
+)
 def test_binary_broadcast_matches_torch(device, name, shapes_, dtype, seed):
     ours, theirs, bounds = BINARY[name]
     a = random_array(seed, shapes_.input_shapes[0], dtype, *(bounds or ()))
@@ -60,8 +63,11 @@ def test_binary_broadcast_matches_torch(device, name, shapes_, dtype, seed):
 
 
 @settings(max_examples=8)
-@given(shapes_=hnp.mutually_broadcastable_shapes(num_shapes=3, max_dims=3, max_side=4),
-       dtype=float_dtypes, seed=seeds)
+@given(
+    shapes_=hnp.mutually_broadcastable_shapes(num_shapes=3, max_dims=3, max_side=4),
+    dtype=float_dtypes,
+    seed=seeds,
+)
 def test_where_matches_torch(device, shapes_, dtype, seed):
     cond_shape, a_shape, b_shape = shapes_.input_shapes
     cond = random_array(seed, cond_shape, np.float64) > 0
@@ -100,8 +106,14 @@ def test_dtype_promotion_follows_torch(device):
 
 def test_comparisons_give_bool_without_grad(device):
     a = mg.tensor([1.0, 2.0, 3.0], device=device, requires_grad=True)
-    for result, expected in [(a > 1.5, [0, 1, 1]), (a <= 2, [1, 1, 0]), (a == 2, [0, 1, 0]),
-                             (a != 2, [1, 0, 1]), (a < 3, [1, 1, 0]), (a >= 3, [0, 0, 1])]:
+    for result, expected in [
+        (a > 1.5, [0, 1, 1]),
+        (a <= 2, [1, 1, 0]),
+        (a == 2, [0, 1, 0]),
+        (a != 2, [1, 0, 1]),
+        (a < 3, [1, 1, 0]),
+        (a >= 3, [0, 0, 1]),
+    ]:
         assert result.dtype == np.bool_ and not result.requires_grad
         np.testing.assert_array_equal(result.numpy(), np.array(expected, dtype=bool))
 
@@ -109,18 +121,27 @@ def test_comparisons_give_bool_without_grad(device):
 @pytest.mark.parametrize("name", sorted(UNARY))
 def test_unary_gradcheck(device, name):
     ours, _, bounds = UNARY[name]
-    x = mg.tensor(random_array(3, (2, 3), np.float64, *(bounds or (0.2, 2.0))), device=device,
-                  requires_grad=True)
+    x = mg.tensor(
+        random_array(3, (2, 3), np.float64, *(bounds or (0.2, 2.0))),
+        device=device,
+        requires_grad=True,
+    )
     assert gradcheck(ours, [x])
 
 
 @pytest.mark.parametrize("name", sorted(BINARY))
 def test_binary_gradcheck(device, name):
     ours, _, bounds = BINARY[name]
-    a = mg.tensor(random_array(4, (2, 3), np.float64, *(bounds or (0.2, 2.0))), device=device,
-                  requires_grad=True)
-    b = mg.tensor(random_array(5, (3,), np.float64, *(bounds or (0.2, 2.0))), device=device,
-                  requires_grad=True)
+    a = mg.tensor(
+        random_array(4, (2, 3), np.float64, *(bounds or (0.2, 2.0))),
+        device=device,
+        requires_grad=True,
+    )
+    b = mg.tensor(
+        random_array(5, (3,), np.float64, *(bounds or (0.2, 2.0))),
+        device=device,
+        requires_grad=True,
+    )
     assert gradcheck(ours, [a, b])
 
 

@@ -1,0 +1,1 @@
+"""Helpers for testing minigrad, such as the CPU stand-in for CuPy."""

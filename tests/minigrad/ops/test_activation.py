@@ -1,0 +1,71 @@
+"""Activations and (log-)softmax against PyTorch, and float64 gradcheck."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as TF
+from helpers import check_parity, float_dtypes, layouts, random_array, seeds, shapes
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import minigrad as mg
+import minigrad.functional as F
+from minigrad.gradcheck import gradcheck
+
+ACTIVATIONS = {
+    "relu": (F.relu, TF.relu),
+    "leaky_relu": (lambda x: F.leaky_relu(x, 0.2), lambda x: TF.leaky_relu(x, 0.2)),
+    "leaky_relu_default": (F.leaky_relu, TF.leaky_relu),
+    "sigmoid": (F.sigmoid, torch.sigmoid),
+    "tanh": (F.tanh, torch.tanh),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+@settings(max_examples=8)
+@given(shape=shapes(), dtype=float_dtypes, layout=layouts, seed=seeds)
+def test_activation_matches_torch(device, name, shape, dtype, layout, seed):
+    ours, theirs = ACTIVATIONS[name]
+    check_parity(ours, theirs, [random_array(seed, shape, dtype)], device, layout=layout)
+
+
+@pytest.mark.parametrize("ours,theirs", [(F.softmax, TF.softmax), (F.log_softmax, TF.log_softmax)])
+@settings(max_examples=10)
+@given(shape=shapes(min_dims=1), data=st.data(), dtype=float_dtypes, seed=seeds)
+def test_softmax_matches_torch(device, ours, theirs, shape, data, dtype, seed):
+    dim = data.draw(st.integers(-len(shape), len(shape) - 1))
+    x = random_array(seed, shape, dtype) * 5
+    check_parity(
+        lambda t: ours(t, dim=dim), lambda t: theirs(t, dim=dim), [x], device, reduction=shape[dim]
+    )
+
+
+@pytest.mark.parametrize("ours", [F.softmax, F.log_softmax])
+def test_softmax_is_stable_for_huge_logits(device, ours):
+    x = mg.tensor(np.array([[1000.0, 0.0, -1000.0]], dtype=np.float32), device=device)
+    out = ours(x, dim=1).numpy()
+    assert np.all(np.isfinite(out))
+
+
+def test_sigmoid_is_stable_for_huge_inputs(device):
+    x = mg.tensor(np.array([-1000.0, 0.0, 1000.0], dtype=np.float32), device=device)
+    np.testing.assert_allclose(F.sigmoid(x).numpy(), [0.0, 0.5, 1.0])
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+def test_activation_gradcheck(device, name):
+    x = random_array(0, (3, 4), np.float64)
+    x[np.abs(x) < 0.05] = 0.3  # keep finite differences away from the kink at 0
+    assert gradcheck(ACTIVATIONS[name][0], [mg.tensor(x, device=device, requires_grad=True)])
+
+
+@pytest.mark.parametrize("ours", [F.softmax, F.log_softmax])
+@pytest.mark.parametrize("dim", [0, 1, -1])
+def test_softmax_gradcheck(device, ours, dim):
+    x = mg.tensor(random_array(1, (3, 4), np.float64), device=device, requires_grad=True)
+    assert gradcheck(lambda t: ours(t, dim=dim), [x])
+
+
+def test_softmax_dim_out_of_range_names_the_range(device):
+    with pytest.raises(IndexError, match=r"dim 2 is out of range \[-2, 1\]"):
+        F.softmax(mg.ones(2, 3, device=device), dim=2)

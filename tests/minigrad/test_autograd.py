@@ -1,0 +1,151 @@
+"""Autograd behaviour: accumulation, retain_graph, no_grad, deep chains, diamonds, errors."""
+
+import numpy as np
+import pytest
+import torch
+
+import minigrad as mg
+
+
+def _pair(values, device):
+    return (
+        mg.tensor(values, dtype=mg.float64, device=device, requires_grad=True),
+        torch.tensor(values, dtype=torch.float64, requires_grad=True),
+    )
+
+
+def test_gradients_accumulate_across_backward_calls(device):
+    x, tx = _pair([1.0, 2.0, 3.0], device)
+    for _ in range(2):
+        (x * x).sum().backward()
+        (tx * tx).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy())
+
+
+def test_backward_twice_needs_retain_graph(device):
+    x, _ = _pair([1.0, 2.0], device)
+    y = (x.exp() * 3).sum()
+    y.backward(retain_graph=True)
+    y.backward()
+    np.testing.assert_allclose(x.grad.numpy(), 6 * np.exp([1.0, 2.0]))
+    with pytest.raises(RuntimeError, match="backward through the graph a second time"):
+        y.backward()
+
+
+def test_no_grad_records_nothing(device):
+    x, _ = _pair([1.0, 2.0], device)
+    with mg.no_grad():
+        y = (x * 2).sum()
+        with mg.enable_grad():
+            z = (x * 2).sum()
+    assert not y.requires_grad and y.grad_fn is None
+    assert z.requires_grad and z.grad_fn is not None
+    assert mg.is_grad_enabled()
+
+
+def test_no_grad_works_as_a_decorator(device):
+    @mg.no_grad()
+    def double(t):
+        return t * 2
+
+    x, _ = _pair([1.0], device)
+    assert not double(x).requires_grad
+
+
+def test_a_5000_op_chain_backpropagates(device):
+    x, tx = _pair([0.5, -0.25], device)
+    y, ty = x, tx
+    for _ in range(5000):
+        y = y * 1.0001 + 0.0001
+        ty = ty * 1.0001 + 0.0001
+    y.sum().backward()
+    ty.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-12)
+
+
+def test_a_tensor_used_many_times_sums_its_gradients(device):
+    x, tx = _pair([0.3, -1.2, 2.0], device)
+
+    def diamond(t, exp):
+        a = t * 2
+        b = exp(a) + a
+        c = a * b + t * t
+        return (c + a + a).sum()
+
+    diamond(x, mg.exp).backward()
+    diamond(tx, torch.exp).backward()
+    np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-12)
+
+
+def test_a_plus_a_gives_two(device):
+    x, _ = _pair([1.0, 5.0], device)
+    (x + x).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [2.0, 2.0])
+
+
+def test_leaves_get_their_own_gradient_arrays(device):
+    a, _ = _pair([1.0, 2.0], device)
+    b, _ = _pair([3.0, 4.0], device)
+    (a + b).sum().backward()
+    a.grad.data[...] = 0
+    np.testing.assert_allclose(b.grad.numpy(), [1.0, 1.0])
+
+
+def test_backward_on_a_non_scalar_needs_gradient_like_torch(device):
+    x, _ = _pair([1.0, 2.0], device)
+    with pytest.raises(RuntimeError, match="only for scalar outputs"):
+        (x * 2).backward()
+    (x * 2).backward(gradient=mg.tensor([1.0, 3.0], dtype=mg.float64, device=device))
+    np.testing.assert_allclose(x.grad.numpy(), [2.0, 6.0])
+
+
+def test_backward_gradient_of_the_wrong_shape_is_refused(device):
+    x, _ = _pair([1.0, 2.0], device)
+    with pytest.raises(RuntimeError, match=r"gradient has shape \(3,\), expected \(2,\)"):
+        (x * 2).backward(gradient=mg.ones(3, dtype=mg.float64, device=device))
+
+
+def test_requires_grad_propagates_and_detach_cuts(device):
+    x, _ = _pair([1.0], device)
+    c = mg.tensor([2.0], dtype=mg.float64, device=device)
+    assert (x * c).requires_grad and not (c * c).requires_grad
+    d = (x * c).detach()
+    assert not d.requires_grad and d.grad_fn is None
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        (c * c).sum().backward()
+
+
+def test_integer_tensors_cannot_require_grad(device):
+    with pytest.raises(RuntimeError, match="only floating point"):
+        mg.tensor([1, 2], device=device, requires_grad=True)
+
+
+def test_float32_stays_float32_and_float64_stays_float64(device):
+    for dtype in (mg.float32, mg.float64):
+        x = mg.ones(3, dtype=dtype, device=device, requires_grad=True)
+        y = ((x * 2 + 1) ** 2 / 3).exp().log().sqrt().mean()
+        y.backward()
+        assert y.dtype == dtype and x.grad.dtype == dtype
+
+
+def test_graph_is_freed_after_backward(device):
+    x, _ = _pair([1.0, 2.0], device)
+    y = x.exp()
+    z = y.sum()
+    z.backward()
+    assert y.grad_fn.saved == () and y.grad_fn.inputs == ()
+
+
+def test_a_wrong_backward_shape_names_the_op(device):
+    from minigrad.autograd import Function
+
+    class Broken(Function):
+        def forward(self, x):
+            return x * 2
+
+        def backward(self, gy):
+            return gy[:1]
+
+    x, _ = _pair([1.0, 2.0], device)
+    with pytest.raises(RuntimeError, match=r"Broken.backward returned a gradient of shape \(1,\)"):
+        Broken.apply(x).sum().backward()
