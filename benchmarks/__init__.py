@@ -1,0 +1,1 @@
+"""Benchmarks against PyTorch: `python -m benchmarks.layers`."""
