@@ -131,9 +131,17 @@ class Tensor:
         return self.shape[0]
 
     def __repr__(self) -> str:
-        extra = f", device='{self.device}'" if self.device != backend.CPU else ""
-        grad = ", requires_grad=True" if self.requires_grad else ""
-        return f"tensor({backend.to_host(self.data)!r}{extra}, dtype={self.dtype}{grad})"
+        body = numpy.array2string(
+            backend.to_host(self.data), separator=", ", prefix="tensor(", precision=4
+        )
+        extras = [f"device='{self.device}'"] if self.device != backend.CPU else []
+        if self.dtype not in (numpy.float32, numpy.int64, numpy.bool_):
+            extras.append(f"dtype={self.dtype}")
+        if self.grad_fn is not None:
+            extras.append(f"grad_fn=<{self.grad_fn.name}>")
+        elif self.requires_grad:
+            extras.append("requires_grad=True")
+        return "tensor(" + ", ".join([body, *extras]) + ")"
 
     # ---- autograd ---------------------------------------------------------------------
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:

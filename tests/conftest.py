@@ -10,6 +10,7 @@ skipped without one.
 import os
 
 import pytest
+from helpers import REAL_GPU
 from hypothesis import HealthCheck, settings
 
 from minigrad import backend
@@ -24,7 +25,6 @@ settings.register_profile(
 settings.register_profile("dev", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("ci" if os.environ.get("CI", "").lower() in ("1", "true") else "dev")
 
-REAL_GPU = backend.cuda_available() and os.environ.get("MINIGRAD_FAKE_GPU", "") in ("", "0")
 if not REAL_GPU:
     backend.use_fake_gpu(True)
 

@@ -12,12 +12,18 @@ and it runs on "cpu" and on "gpu" (real CuPy, or the fake_cupy stand-in).
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import torch
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import minigrad as mg
+from minigrad import backend
+
+# Real CuPy with a CUDA device behind "gpu" (else the fake_cupy stand-in, set in conftest).
+REAL_GPU = backend.cuda_available() and os.environ.get("MINIGRAD_FAKE_GPU", "") in ("", "0")
 
 FLOAT_DTYPES = [np.float32, np.float64]
 LAYOUTS = ["contiguous", "transposed", "strided"]
