@@ -5,9 +5,15 @@ Use as ``import minigrad.functional as F``.
 
 from minigrad.ops.activation import leaky_relu, log_softmax, relu, sigmoid, softmax, tanh
 from minigrad.ops.matmul import linear
+from minigrad.ops.pooling import avg_pool2d, max_pool2d, max_unpool2d
 from minigrad.ops.shape import one_hot, pad
+from minigrad.ops.upsample import interpolate
 
 __all__ = [
+    "avg_pool2d",
+    "interpolate",
+    "max_pool2d",
+    "max_unpool2d",
     "leaky_relu",
     "linear",
     "log_softmax",
