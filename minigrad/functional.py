@@ -4,12 +4,22 @@ Use as ``import minigrad.functional as F``.
 """
 
 from minigrad.ops.activation import leaky_relu, log_softmax, relu, sigmoid, softmax, tanh
+from minigrad.ops.dropout import dropout, dropout2d
+from minigrad.ops.loss import binary_cross_entropy_with_logits, cross_entropy, nll_loss
 from minigrad.ops.matmul import linear
+from minigrad.ops.normalization import batch_norm, instance_norm
 from minigrad.ops.pooling import avg_pool2d, max_pool2d, max_unpool2d
 from minigrad.ops.shape import one_hot, pad
 from minigrad.ops.upsample import interpolate
 
 __all__ = [
+    "batch_norm",
+    "binary_cross_entropy_with_logits",
+    "cross_entropy",
+    "dropout",
+    "dropout2d",
+    "instance_norm",
+    "nll_loss",
     "avg_pool2d",
     "interpolate",
     "max_pool2d",

@@ -34,11 +34,12 @@ DTYPE_HELPERS = {
 }
 
 
-def _xp_names() -> set:
+def _xp_names(gpu_only: bool = False) -> set:
+    """The ``xp.<name>`` used by the ops (or, with ``gpu_only``, by the CUDA kernel wrappers)."""
     names = set()
     for path in SOURCES:
-        for match in XP_NAME.finditer(path.read_text()):
-            names.add(match.group(1))
+        if ("kernels" in path.parts) == gpu_only:
+            names.update(m.group(1) for m in XP_NAME.finditer(path.read_text()))
     return names
 
 
@@ -77,6 +78,12 @@ def _numpy_calls(path: Path) -> list:
             if node.value.id in aliases and node.attr not in DTYPE_HELPERS:
                 calls.append(f"{path.name}:{node.lineno}: {node.value.id}.{node.attr}")
     return calls
+
+
+@pytest.mark.parametrize("name", sorted(_xp_names(gpu_only=True)))
+def test_every_xp_name_of_the_kernels_exists_in_cupy(name):
+    cupy = pytest.importorskip("cupy")
+    assert _resolve(cupy, name), f"cupy has no {name}"
 
 
 def test_no_op_calls_numpy_on_tensor_data():

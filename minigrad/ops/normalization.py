@@ -1,0 +1,477 @@
+"""Batch and instance normalization, each one fused Function, with PyTorch's running-stat rule.
+
+The input ``(N, C, *)`` is viewed as ``(N, C, L)``, ``L = prod(*)``, and cut into blocks small
+enough to stay in the L2 cache: several whole samples per block when a sample is small, else
+one sample's run of channels. Each pass reads a block once from memory and does all its work
+on it in cache, so temporaries never reach main memory; on the host the blocks are shared by
+two threads, since NumPy releases the GIL in its loops (on the GPU the whole array is one
+block). Statistics are per channel over (N, L) (batch norm) or per (n, c) plane over L
+(instance norm). Forward reads ``x`` twice and writes ``y`` once; the training backward reads
+``gy`` and ``x`` twice and writes ``gx`` once, with the closed form
+
+    gx = (w * invstd / M) * (M * gy - sum(gy) - x_hat * sum(gy * x_hat)),
+    gw = sum(gy * x_hat),  gb = sum(gy),
+
+``M`` the number of values per statistic, computed from the saved input and its statistics
+(``x_hat`` is never stored).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+from minigrad import backend
+from minigrad.autograd import Function
+from minigrad.tensor import Tensor
+
+_BLOCK_ELEMENTS = 1 << 17  # values per block: 512 KiB of float32, cached with its temporaries
+_SPLIT_MIN_ELEMENTS = 1 << 18  # smaller inputs are one block (less Python per value)
+_MATMUL_MIN_LENGTH = 16  # lanes at least this long are reduced with a batched matmul
+_THREADS = max(1, min(2, os.cpu_count() or 1))
+_executor: list = []
+
+
+def _pool() -> ThreadPoolExecutor:
+    if not _executor:
+        _executor.append(ThreadPoolExecutor(max_workers=1))
+    return _executor[0]
+
+
+class _Blocks:
+    """The (N, C, L) view of an input, its cut into blocks, and the statistics' layout.
+
+    A block is ``(group, n_slice, c_slice)``. Per-block partial sums land in arrays of shape
+    (N, C) for instance norm (a plane never spans two blocks) or (G, C) for batch norm, one
+    row per group of samples; statistics come out as (N, C) or (1, C).
+
+    Args:
+        shape: the input shape (N, C, *).
+        per_instance: statistics per (n, c) plane (instance norm) instead of per channel.
+        on_host: NumPy arrays (cut into blocks) or CuPy ones (one block).
+    """
+
+    def __init__(self, shape: tuple, per_instance: bool, on_host: bool):
+        self.shape = shape
+        n, c = shape[0], shape[1]
+        self.length = math.prod(shape[2:])
+        self.view = (n, c, self.length)
+        self.per_instance = per_instance
+        self.count = self.length if per_instance else n * self.length
+        sample = c * self.length
+        if not on_host or n * sample < _SPLIT_MIN_ELEMENTS:
+            self.blocks = [(0, slice(0, n), slice(0, c))]
+            self.group_sizes = [n]
+        elif sample <= _BLOCK_ELEMENTS:
+            step = _BLOCK_ELEMENTS // sample
+            starts = range(0, n, step)
+            self.blocks = [
+                (g, slice(i, min(i + step, n)), slice(0, c)) for g, i in enumerate(starts)
+            ]
+            self.group_sizes = [min(step, n - i) for i in starts]
+        else:
+            step = max(1, _BLOCK_ELEMENTS // self.length)
+            self.blocks = [
+                (i, slice(i, i + 1), slice(j, min(j + step, c)))
+                for i in range(n)
+                for j in range(0, c, step)
+            ]
+            self.group_sizes = [1] * n
+
+    def partials(self, xp, dtype):
+        """A zeroed array for per-block partial sums: (N, C) or (G, C)."""
+        rows = self.view[0] if self.per_instance else len(self.group_sizes)
+        return xp.zeros((rows, self.view[1]), dtype=dtype)
+
+    def at(self, group: int, ns: slice, cs: slice) -> tuple:
+        """Where a block's partial sums go in :meth:`partials`."""
+        return (ns, cs) if self.per_instance else (group, cs)
+
+    def lane_sum(self, block):
+        """A block (nb, cb, L) summed over L (instance) or over (nb, L) (batch)."""
+        return block.sum(axis=2) if self.per_instance else block.sum(axis=(0, 2))
+
+    def lane_dot(self, a, b):
+        """``sum(a * b)`` over the same axes as :meth:`lane_sum`, without a block temporary
+        for long lanes (a batched matmul)."""
+        if self.length < _MATMUL_MIN_LENGTH:
+            return self.lane_sum(a * b)
+        xp = backend.get_array_module(a)
+        dots = xp.matmul(a[..., None, :], b[..., :, None]).reshape(a.shape[:2])
+        return dots if self.per_instance else dots.sum(axis=0)
+
+    def total(self, partials):
+        """Partial sums combined into statistics: (N, C) or (1, C)."""
+        return partials if self.per_instance else partials.sum(axis=0, keepdims=True)
+
+    def group_counts(self, xp, dtype):
+        """How many values each row of :meth:`partials` sums: a scalar, or a (G, 1) column
+        when batch norm cuts the batch into groups (only on the host)."""
+        if self.per_instance or len(self.group_sizes) == 1:
+            return dtype.type(self.count)
+        return xp.asarray(self.group_sizes, dtype=dtype)[:, None] * dtype.type(self.length)
+
+    def run(self, kernel) -> None:
+        """Call ``kernel(group, n_slice, c_slice)`` on every block, on two threads if many."""
+        blocks = self.blocks
+        if len(blocks) == 1 or _THREADS < 2:
+            for block in blocks:
+                kernel(*block)
+            return
+        middle = (len(blocks) + 1) // 2
+
+        def work(part):
+            for block in part:
+                kernel(*block)
+
+        future = _pool().submit(work, blocks[middle:])
+        work(blocks[:middle])
+        future.result()
+
+
+def _coefficient(values):
+    """Statistics or channel values ((1, C), (N, C) or (C,)) shaped to broadcast on (N, C, L)."""
+    return values.reshape((-1, values.shape[-1], 1))
+
+
+def _block_of(coefficient, ns: slice, cs: slice):
+    """The part of a (1 or N, C, 1) coefficient that meets block ``(ns, cs)``."""
+    return coefficient[:, cs] if coefficient.shape[0] == 1 else coefficient[ns, cs]
+
+
+class NormalizeWithBatchStats(Function):
+    """Training-mode batch norm, and instance norm: normalize with the statistics of ``x``.
+
+    ``forward(x, [weight], [bias], eps, per_instance, has_weight, has_bias, running)`` where
+    ``running`` is None or ``(running_mean, running_var, momentum)``, arrays updated in place
+    with PyTorch's rule. One read of each block gives its sum and its centred sum of squares
+    (the block is still in cache for the second); blocks combine into the variance with
+    Chan's formula ``M2 = sum(M2_b + n_b * (mean_b - mean)^2)``, free of cancellation. The
+    output is ``x * scale + shift`` (PyTorch's CPU form); the backward keeps ``x`` itself.
+    """
+
+    def forward(self, x, *affine, eps, per_instance, has_weight, has_bias, running):
+        xp = backend.get_array_module(x)
+        geo = _Blocks(x.shape, per_instance, backend.is_cpu_array(x))
+        x3 = xp.ascontiguousarray(x).reshape(geo.view)
+        mean, var = _moments(x3, geo)
+        invstd = 1 / xp.sqrt(var + eps)
+        if running is not None:
+            _update_running_stats(running, mean, var, geo)
+        weight, bias = _split_affine(affine, has_weight, has_bias)
+        scale = invstd if weight is None else invstd * weight
+        shift = -mean * scale if bias is None else bias - mean * scale
+        self.geo, self.has_weight, self.has_bias = geo, has_weight, has_bias
+        self.save_for_backward(x3, mean, invstd, weight)
+        return _scale_and_shift(x3, _coefficient(scale), _coefficient(shift), geo)
+
+    def backward(self, gy):
+        x3, mean, invstd, weight = self.saved
+        geo = self.geo
+        xp = backend.get_array_module(gy)
+        gy3 = xp.ascontiguousarray(gy).reshape(geo.view)
+        sum_gy, sum_gy_xc = _gradient_sums(gy3, x3, _coefficient(mean), geo)
+        grads = [None] * len(self.needs_input_grad)
+        if self.needs_input_grad[0]:
+            k1 = invstd if weight is None else invstd * weight
+            k2 = k1 * sum_gy / geo.count
+            k3 = k1 * invstd * invstd * sum_gy_xc / geo.count
+            coefficients = [_coefficient(k) for k in (mean, k1, k2, k3)]
+            grads[0] = _input_grad(gy3, x3, *coefficients, geo)
+        if self.has_weight:
+            grads[1] = (sum_gy_xc * invstd).sum(axis=0)
+        if self.has_bias:
+            grads[-1] = sum_gy.sum(axis=0)
+        return tuple(grads)
+
+
+class NormalizeWithGivenStats(Function):
+    """Eval-mode batch norm: ``y = (x - mean) / sqrt(var + eps) * weight + bias``.
+
+    ``mean`` and ``var`` (the running statistics) are constants: no gradient flows to them.
+    """
+
+    def forward(self, x, *affine, mean, var, eps, has_weight, has_bias):
+        xp = backend.get_array_module(x)
+        geo = _Blocks(x.shape, False, backend.is_cpu_array(x))
+        x3 = xp.ascontiguousarray(x).reshape(geo.view)
+        weight, bias = _split_affine(affine, has_weight, has_bias)
+        mean = mean.astype(x.dtype, copy=False)[None]
+        invstd = 1 / xp.sqrt(var.astype(x.dtype, copy=False) + eps)[None]
+        scale = invstd if weight is None else invstd * weight
+        shift = -mean * scale if bias is None else bias - mean * scale
+        self.geo, self.has_weight, self.has_bias = geo, has_weight, has_bias
+        self.save_for_backward(x3, mean, invstd, scale)
+        return _scale_and_shift(x3, _coefficient(scale), _coefficient(shift), geo)
+
+    def backward(self, gy):
+        x3, mean, invstd, scale = self.saved
+        geo = self.geo
+        xp = backend.get_array_module(gy)
+        gy3 = xp.ascontiguousarray(gy).reshape(geo.view)
+        grads = [None] * len(self.needs_input_grad)
+        if self.needs_input_grad[0]:
+            grads[0] = _scale_and_shift(gy3, _coefficient(scale), None, geo)
+        if any(self.needs_input_grad[1:]):
+            sum_gy, sum_gy_xc = _gradient_sums(gy3, x3, _coefficient(mean), geo)
+            if self.has_weight:
+                grads[1] = (invstd * sum_gy_xc)[0]
+            if self.has_bias:
+                grads[-1] = sum_gy[0]
+        return tuple(grads)
+
+
+def _split_affine(affine: tuple, has_weight: bool, has_bias: bool) -> tuple:
+    """(weight, bias), each an array or None, from the optional arrays passed after ``x``."""
+    return (affine[0] if has_weight else None), (affine[-1] if has_bias else None)
+
+
+def _moments(x3, geo: _Blocks) -> tuple:
+    """Mean and biased variance of each statistic, (N, C) or (1, C), in one pass."""
+    xp = backend.get_array_module(x3)
+    sums, m2 = geo.partials(xp, x3.dtype), geo.partials(xp, x3.dtype)
+    counts = geo.group_counts(xp, x3.dtype)
+
+    def moments(group, ns, cs):
+        block = x3[ns, cs]
+        at = geo.at(group, ns, cs)
+        block_sum = geo.lane_sum(block)
+        sums[at] = block_sum
+        block_count = geo.length if geo.per_instance else geo.group_sizes[group] * geo.length
+        centered = block - _coefficient(block_sum / block_count)
+        m2[at] = geo.lane_dot(centered, centered)
+
+    geo.run(moments)
+    mean = geo.total(sums) / geo.count
+    spread = sums / counts - mean
+    var = (geo.total(m2) + geo.total(counts * spread * spread)) / geo.count
+    return mean, var
+
+
+def _gradient_sums(gy3, x3, mean, geo: _Blocks) -> tuple:
+    """``sum(gy)`` and ``sum(gy * (x - mean))`` of each statistic, (N, C) or (1, C)."""
+    xp = backend.get_array_module(gy3)
+    sum_gy, sum_gy_xc = geo.partials(xp, gy3.dtype), geo.partials(xp, gy3.dtype)
+
+    def sums(group, ns, cs):
+        block = gy3[ns, cs]
+        at = geo.at(group, ns, cs)
+        sum_gy[at] = geo.lane_sum(block)
+        sum_gy_xc[at] = geo.lane_dot(block, x3[ns, cs] - _block_of(mean, ns, cs))
+
+    geo.run(sums)
+    return geo.total(sum_gy), geo.total(sum_gy_xc)
+
+
+def _scale_and_shift(x3, scale, shift, geo: _Blocks):
+    """``x * scale + shift`` on (N, C, L) with (1 or N, C, 1) coefficients (``shift`` may be
+    None), returned in the input's shape."""
+    xp = backend.get_array_module(x3)
+    y = xp.empty(geo.shape, dtype=x3.dtype)
+    y3 = y.reshape(geo.view)
+
+    def scale_and_shift(group, ns, cs):
+        out = xp.multiply(x3[ns, cs], _block_of(scale, ns, cs), out=y3[ns, cs])
+        if shift is not None:
+            out += _block_of(shift, ns, cs)
+
+    geo.run(scale_and_shift)
+    return y
+
+
+def _input_grad(gy3, x3, mean, k1, k2, k3, geo: _Blocks):
+    """``gx = k1 * gy - k2 - k3 * (x - mean)`` block by block, in the input's shape."""
+    xp = backend.get_array_module(gy3)
+    gx = xp.empty(geo.shape, dtype=gy3.dtype)
+    gx3 = gx.reshape(geo.view)
+
+    def input_grad(group, ns, cs):
+        g = xp.multiply(gy3[ns, cs], _block_of(k1, ns, cs), out=gx3[ns, cs])
+        centered = x3[ns, cs] - _block_of(mean, ns, cs)
+        centered *= _block_of(k3, ns, cs)
+        g -= centered
+        g -= _block_of(k2, ns, cs)
+
+    geo.run(input_grad)
+    return gx
+
+
+def _update_running_stats(running: tuple, mean, var, geo: _Blocks) -> None:
+    """PyTorch's rule, in place: ``r = (1 - momentum) * r + momentum * batch_stat``.
+
+    The variance folded in is the unbiased one (``M / (M - 1)``); for instance norm the
+    statistics of the planes are averaged over the batch.
+    """
+    running_mean, running_var, momentum = running
+    unbiased = var * (geo.count / (geo.count - 1))
+    for buffer, stat in ((running_mean, mean), (running_var, unbiased)):
+        if buffer is None:
+            continue
+        buffer *= 1 - momentum
+        buffer += momentum * stat.mean(axis=0).astype(buffer.dtype, copy=False)
+
+
+def _check_input(op: str, input: Tensor, min_dims: int) -> None:  # noqa: A002 - PyTorch's name
+    if not isinstance(input, Tensor):
+        raise TypeError(f"{op}: input must be a Tensor, got {type(input).__name__}")
+    if input.ndim < min_dims:
+        raise ValueError(
+            f"{op}: expected input of shape (N, C, *) with at least {min_dims} dims, "
+            f"got shape {input.shape}"
+        )
+    if input.dtype.kind != "f":
+        raise TypeError(f"{op}: input must be a floating-point tensor, got dtype {input.dtype}")
+
+
+def _check_channel_vector(op: str, name: str, t, input: Tensor) -> None:  # noqa: A002
+    """``t`` is None or a Tensor of shape (C,) on the input's device."""
+    if t is None:
+        return
+    if not isinstance(t, Tensor):
+        raise TypeError(f"{op}: {name} must be a Tensor or None, got {type(t).__name__}")
+    channels = input.shape[1]
+    if t.shape != (channels,):
+        raise ValueError(
+            f"{op}: {name} must have shape ({channels},) for input of shape {input.shape}, "
+            f"got {t.shape}"
+        )
+    if t.device != input.device:
+        raise backend.DeviceError(
+            f"{op}: {name} is on {t.device} but input is on {input.device}; move it with .to()"
+        )
+
+
+def _affine_args(op: str, input: Tensor, weight, bias) -> tuple[list, dict]:  # noqa: A002
+    """The tensors to pass after ``input`` and the flags telling which they are."""
+    for name, t in (("weight", weight), ("bias", bias)):
+        _check_channel_vector(op, name, t, input)
+        if t is not None and t.dtype != input.dtype:
+            raise TypeError(f"{op}: {name} has dtype {t.dtype} but input has dtype {input.dtype}")
+    tensors = [t for t in (weight, bias) if t is not None]
+    return tensors, {"has_weight": weight is not None, "has_bias": bias is not None}
+
+
+def _running_args(op: str, input: Tensor, running_mean, running_var, momentum) -> tuple | None:  # noqa: A002
+    """``(mean_array, var_array, momentum)`` to update in place, or None when there are none."""
+    for name, t in (("running_mean", running_mean), ("running_var", running_var)):
+        _check_channel_vector(op, name, t, input)
+    if running_mean is None and running_var is None:
+        return None
+    if not isinstance(momentum, int | float) or isinstance(momentum, bool):
+        raise TypeError(f"{op}: momentum must be a number, got {momentum!r}")
+    return (
+        None if running_mean is None else running_mean.data,
+        None if running_var is None else running_var.data,
+        float(momentum),
+    )
+
+
+def _normalize_with_running_stats(op: str, input, running_mean, running_var, affine, flags, eps):  # noqa: A002
+    if running_mean is None or running_var is None:
+        raise ValueError(
+            f"{op}: running_mean and running_var must both be given to normalize with "
+            "running statistics (evaluation mode)"
+        )
+    return NormalizeWithGivenStats.apply(
+        input, *affine, mean=running_mean.data, var=running_var.data, eps=eps, **flags
+    )
+
+
+def batch_norm(
+    input: Tensor,  # noqa: A002 - PyTorch's names
+    running_mean: Tensor | None,
+    running_var: Tensor | None,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> Tensor:
+    """Batch normalization over (N, *) for each channel, as ``torch.nn.functional.batch_norm``.
+
+    ``y = (x - mean) / sqrt(var + eps) * weight + bias``. In training the batch statistics are
+    used (biased variance) and ``running_mean``/``running_var`` (if given) are updated in place
+    on their ``.data``: ``r = (1 - momentum) * r + momentum * stat``, with the unbiased batch
+    variance ``var * M / (M - 1)``, ``M = N * prod(*)``. In evaluation the running statistics
+    are used, and receive no gradient.
+
+    Args:
+        input: (N, C, *) floating tensor.
+        running_mean, running_var: (C,) tensors or None (required when ``training=False``).
+        weight, bias: optional (C,) affine parameters, same dtype as ``input``.
+        training: use batch statistics and update the running ones.
+        momentum: the running-average factor.
+        eps: added to the variance for stability.
+
+    Shapes:
+        input: (N, C, *); output: (N, C, *), the same shape.
+
+    Raises:
+        ValueError: fewer than 2 dims, a parameter not of shape (C,), a single value per
+            channel in training, or missing running statistics in evaluation.
+    """
+    _check_input("batch_norm", input, 2)
+    affine, flags = _affine_args("batch_norm", input, weight, bias)
+    running = _running_args("batch_norm", input, running_mean, running_var, momentum)
+    if not training:
+        return _normalize_with_running_stats(
+            "batch_norm", input, running_mean, running_var, affine, flags, eps
+        )
+    if input.numel() // input.shape[1] <= 1:
+        raise ValueError(
+            f"batch_norm: Expected more than 1 value per channel when training, "
+            f"got input size {input.shape}"
+        )
+    return NormalizeWithBatchStats.apply(
+        input, *affine, eps=eps, per_instance=False, running=running, **flags
+    )
+
+
+def instance_norm(
+    input: Tensor,  # noqa: A002 - PyTorch's names
+    running_mean: Tensor | None = None,
+    running_var: Tensor | None = None,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    use_input_stats: bool = True,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> Tensor:
+    """Normalize each (n, c) plane over its own values, as ``torch.nn.functional.instance_norm``.
+
+    With ``use_input_stats`` each plane uses its own mean and (biased) variance; running
+    statistics, if given, are updated in place with the batch average of the planes'
+    statistics (unbiased variance ``var * L / (L - 1)``). Otherwise the running statistics are
+    used, as eval-mode batch norm.
+
+    Args:
+        input: (N, C, *) floating tensor with at least one spatial dim.
+        running_mean, running_var: optional (C,) tensors.
+        weight, bias: optional (C,) affine parameters, same dtype as ``input``.
+        use_input_stats: normalize with each plane's statistics.
+        momentum: the running-average factor.
+        eps: added to the variance for stability.
+
+    Shapes:
+        input: (N, C, *); output: (N, C, *), the same shape.
+
+    Raises:
+        ValueError: fewer than 3 dims, a parameter not of shape (C,), or a single spatial
+            value with ``use_input_stats``.
+    """
+    _check_input("instance_norm", input, 3)
+    affine, flags = _affine_args("instance_norm", input, weight, bias)
+    running = _running_args("instance_norm", input, running_mean, running_var, momentum)
+    if not use_input_stats:
+        return _normalize_with_running_stats(
+            "instance_norm", input, running_mean, running_var, affine, flags, eps
+        )
+    if math.prod(input.shape[2:]) <= 1:
+        raise ValueError(
+            f"instance_norm: Expected more than 1 spatial element when training, "
+            f"got input size {input.shape}"
+        )
+    return NormalizeWithBatchStats.apply(
+        input, *affine, eps=eps, per_instance=True, running=running, **flags
+    )

@@ -1,0 +1,317 @@
+"""batch_norm and instance_norm against PyTorch: outputs, gradients of input, weight and bias,
+and the running statistics after a step; float64 gradcheck; bad input."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as TF
+from helpers import REAL_GPU, check_parity, float_dtypes, layouts, random_array, seeds
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+import minigrad as mg
+from minigrad.gradcheck import gradcheck
+from minigrad.ops import normalization
+from minigrad.ops.normalization import batch_norm, instance_norm
+
+momenta = st.sampled_from([0.0, 0.1, 0.5, 1.0])
+epsilons = st.sampled_from([1e-5, 1e-3, 0.1])
+
+
+def _stats(seed, channels, dtype):
+    """Random running statistics (positive variances) as numpy arrays."""
+    mean = random_array(seed, (channels,), dtype)
+    var = random_array(seed + 1, (channels,), dtype, 0.5, 2.0)
+    return mean, var
+
+
+def _compare_with_torch(ours_fn, torch_fn, x, affine, stats, device, training, layout="contiguous"):
+    """check_parity on (x, weight?, bias?) and the running statistics afterwards."""
+    weight, bias = affine
+    arrays = [x] + [a for a in (weight, bias) if a is not None]
+    ours_stats = [None if s is None else mg.tensor(s.copy(), device=device) for s in stats]
+    torch_stats = [None if s is None else torch.tensor(s.copy()) for s in stats]
+
+    def call(fn, stats_, tensors):
+        x_, rest = tensors[0], list(tensors[1:])
+        w = rest.pop(0) if weight is not None else None
+        b = rest.pop(0) if bias is not None else None
+        return fn(x_, *stats_, w, b)
+
+    count = x.shape[0] * math.prod(x.shape[2:])
+    check_parity(
+        lambda *t: call(ours_fn, ours_stats, t),
+        lambda *t: call(torch_fn, torch_stats, t),
+        arrays,
+        device,
+        reduction=count,
+        layout=layout,
+    )
+    for ours, theirs in zip(ours_stats, torch_stats, strict=True):
+        if theirs is None:
+            continue
+        rtol = 1e-10 if x.dtype == np.float64 else 1e-5
+        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=rtol, atol=rtol)
+        if not training:
+            np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+
+
+@st.composite
+def _cases(draw, min_spatial_dims=0):
+    n = draw(st.integers(1, 3))
+    c = draw(st.integers(1, 4))
+    spatial = tuple(draw(st.lists(st.integers(1, 5), min_size=min_spatial_dims, max_size=2)))
+    return (n, c) + spatial
+
+
+@settings(max_examples=40)
+@given(
+    shape=_cases(),
+    dtype=float_dtypes,
+    layout=layouts,
+    seed=seeds,
+    momentum=momenta,
+    eps=epsilons,
+    training=st.booleans(),
+    has_weight=st.booleans(),
+    has_bias=st.booleans(),
+    has_stats=st.booleans(),
+)
+def test_batch_norm_matches_torch(
+    device, shape, dtype, layout, seed, momentum, eps, training, has_weight, has_bias, has_stats
+):
+    assume(not training or shape[0] * math.prod(shape[2:]) > 1)
+    has_stats = has_stats or not training
+    c = shape[1]
+    x = random_array(seed, shape, dtype) * 2 + 0.5
+    weight = random_array(seed + 1, (c,), dtype) if has_weight else None
+    bias = random_array(seed + 2, (c,), dtype) if has_bias else None
+    stats = _stats(seed + 3, c, dtype) if has_stats else (None, None)
+
+    def ours(x_, rm, rv, w, b):
+        return batch_norm(x_, rm, rv, w, b, training=training, momentum=momentum, eps=eps)
+
+    def theirs(x_, rm, rv, w, b):
+        return TF.batch_norm(x_, rm, rv, w, b, training=training, momentum=momentum, eps=eps)
+
+    _compare_with_torch(ours, theirs, x, (weight, bias), stats, device, training, layout)
+
+
+@settings(max_examples=30)
+@given(
+    shape=_cases(min_spatial_dims=1),
+    dtype=float_dtypes,
+    seed=seeds,
+    momentum=momenta,
+    eps=epsilons,
+    use_input_stats=st.booleans(),
+    has_affine=st.booleans(),
+    has_stats=st.booleans(),
+)
+def test_instance_norm_matches_torch(
+    device, shape, dtype, seed, momentum, eps, use_input_stats, has_affine, has_stats
+):
+    assume(not use_input_stats or math.prod(shape[2:]) > 1)
+    has_stats = has_stats or not use_input_stats
+    c = shape[1]
+    x = random_array(seed, shape, dtype) * 3 - 1
+    weight = random_array(seed + 1, (c,), dtype) if has_affine else None
+    bias = random_array(seed + 2, (c,), dtype) if has_affine else None
+    stats = _stats(seed + 3, c, dtype) if has_stats else (None, None)
+    kwargs = {"use_input_stats": use_input_stats, "momentum": momentum, "eps": eps}
+
+    def ours(x_, rm, rv, w, b):
+        return instance_norm(x_, rm, rv, w, b, **kwargs)
+
+    def theirs(x_, rm, rv, w, b):
+        return TF.instance_norm(x_, rm, rv, w, b, **kwargs)
+
+    _compare_with_torch(ours, theirs, x, (weight, bias), stats, device, use_input_stats)
+
+
+def _train_both_ways(norm):
+    """(ours, torch's) normalization in training mode, taking (x, rm, rv, w, b)."""
+    if norm == "batch":
+        return (
+            lambda *a: batch_norm(*a, training=True),
+            lambda *a: TF.batch_norm(*a, training=True),
+        )
+    return instance_norm, TF.instance_norm
+
+
+@pytest.mark.parametrize("norm", ["batch", "instance"])
+@pytest.mark.parametrize(
+    ("shape", "dtype"),
+    [((3, 8, 96, 128), np.float32), ((2, 12, 96, 128), np.float64), ((80, 4, 32, 32), np.float64)],
+)
+def test_large_inputs_cut_into_blocks_on_two_threads_match_torch(device, norm, shape, dtype):
+    """Past 2**18 values the host path cuts the input into blocks of whole samples, or of
+    channel runs of one sample, shared by two threads."""
+    x = random_array(7, shape, dtype) * 1.5 + 2
+    c = shape[1]
+    affine = (random_array(8, (c,), dtype), random_array(9, (c,), dtype))
+    _compare_with_torch(*_train_both_ways(norm), x, affine, _stats(10, c, dtype), device, True)
+
+
+@settings(max_examples=30)
+@given(
+    shape=_cases(min_spatial_dims=1),
+    seed=seeds,
+    block=st.sampled_from([1, 5, 12, 40]),
+    norm=st.sampled_from(["batch", "instance"]),
+)
+def test_any_block_size_matches_torch(device, shape, seed, block, norm):
+    """Tiny blocks on tiny inputs reach every way of cutting (several samples, channel runs,
+    ragged last blocks) and the two-thread split, cheaply."""
+    assume(math.prod(shape[2:]) > 1)
+    c = shape[1]
+    x = random_array(seed, shape, np.float64) * 2 - 1
+    affine = (random_array(seed + 1, (c,), np.float64), random_array(seed + 2, (c,), np.float64))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(normalization, "_BLOCK_ELEMENTS", block)
+        patch.setattr(normalization, "_SPLIT_MIN_ELEMENTS", 1)
+        patch.setattr(normalization, "_MATMUL_MIN_LENGTH", 3)
+        _compare_with_torch(
+            *_train_both_ways(norm), x, affine, _stats(seed + 3, c, np.float64), device, True
+        )
+
+
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize(
+    "needs", [(True, False, False), (False, True, False), (False, False, True)]
+)
+def test_gradients_only_for_inputs_that_require_them(device, training, needs):
+    arrays = [random_array(0, (3, 2, 4), np.float64)] + [
+        random_array(k, (2,), np.float64) for k in (1, 2)
+    ]
+    ours = [
+        mg.tensor(a, device=device, requires_grad=r) for a, r in zip(arrays, needs, strict=True)
+    ]
+    theirs = [torch.tensor(a, requires_grad=r) for a, r in zip(arrays, needs, strict=True)]
+    stats = _stats(3, 2, np.float64)
+    batch_norm(
+        ours[0], *[mg.tensor(s, device=device) for s in stats], ours[1], ours[2], training=training
+    ).sum().backward()
+    TF.batch_norm(
+        theirs[0], *[torch.tensor(s) for s in stats], theirs[1], theirs[2], training=training
+    ).sum().backward()
+    for o, t in zip(ours, theirs, strict=True):
+        assert (o.grad is None) == (t.grad is None)
+        if t.grad is not None:
+            np.testing.assert_allclose(o.grad.numpy(), t.grad.numpy(), rtol=1e-9, atol=1e-12)
+
+
+def test_running_stats_updated_in_place_on_their_arrays(device):
+    x = mg.tensor(random_array(0, (4, 3, 2, 2), np.float32), device=device)
+    rm, rv = mg.zeros(3, device=device), mg.ones(3, device=device)
+    mean_array, var_array = rm.data, rv.data
+    with mg.no_grad():
+        batch_norm(x, rm, rv, training=True, momentum=0.25)
+    assert rm.data is mean_array and rv.data is var_array
+    xs = x.numpy()
+    np.testing.assert_allclose(rm.numpy(), 0.25 * xs.mean(axis=(0, 2, 3)), rtol=1e-5, atol=1e-7)
+    unbiased = xs.var(axis=(0, 2, 3), ddof=1)
+    np.testing.assert_allclose(rv.numpy(), 0.75 + 0.25 * unbiased, rtol=1e-5)
+
+
+def test_eval_mode_leaves_running_stats_alone(device):
+    x = mg.tensor(random_array(0, (2, 3, 4), np.float64), device=device, requires_grad=True)
+    rm, rv = (
+        mg.zeros(3, device=device, dtype=mg.float64),
+        mg.ones(3, device=device, dtype=mg.float64),
+    )
+    batch_norm(x, rm, rv, training=False).sum().backward()
+    np.testing.assert_array_equal(rm.numpy(), np.zeros(3))
+    np.testing.assert_array_equal(rv.numpy(), np.ones(3))
+
+
+def _tiny(device, shape, seed):
+    return mg.tensor(random_array(seed, shape, np.float64), device=device, requires_grad=True)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_batch_norm_gradcheck(device, training):
+    x, w, b = _tiny(device, (2, 3, 2, 2), 0), _tiny(device, (3,), 1), _tiny(device, (3,), 2)
+    rm = mg.tensor(np.full(3, 0.3), device=device)
+    rv = mg.tensor(np.full(3, 1.7), device=device)
+    assert gradcheck(
+        lambda *t: batch_norm(t[0], rm, rv, t[1], t[2], training=training, momentum=0.0), [x, w, b]
+    )
+
+
+def test_batch_norm_2d_input_gradcheck(device):
+    x, w = _tiny(device, (4, 3), 3), _tiny(device, (3,), 4)
+    assert gradcheck(lambda a, b: batch_norm(a, None, None, b, None, training=True), [x, w])
+
+
+@pytest.mark.parametrize("use_input_stats", [True, False])
+def test_instance_norm_gradcheck(device, use_input_stats):
+    x, w, b = _tiny(device, (2, 3, 3), 5), _tiny(device, (3,), 6), _tiny(device, (3,), 7)
+    rm = mg.tensor(np.full(3, -0.2), device=device)
+    rv = mg.tensor(np.full(3, 0.8), device=device)
+    assert gradcheck(
+        lambda *t: instance_norm(
+            t[0], rm, rv, t[1], t[2], momentum=0.0, use_input_stats=use_input_stats
+        ),
+        [x, w, b],
+    )
+
+
+@pytest.mark.parametrize("shape", [(1, 3), (1, 3, 1, 1)])
+def test_training_with_one_value_per_channel_raises(device, shape):
+    x = mg.ones(*shape, device=device)
+    with pytest.raises(ValueError, match="Expected more than 1 value per channel when training"):
+        batch_norm(x, None, None, training=True)
+
+
+def test_instance_norm_with_one_spatial_value_raises(device):
+    with pytest.raises(ValueError, match="more than 1 spatial element"):
+        instance_norm(mg.ones(2, 3, 1, 1, device=device))
+
+
+def test_parameter_of_wrong_shape_names_both_shapes(device):
+    x = mg.ones(2, 3, 4, 4, device=device)
+    with pytest.raises(ValueError, match=r"weight must have shape \(3,\).*\(2, 3, 4, 4\).*\(4,\)"):
+        batch_norm(x, None, None, weight=mg.ones(4, device=device), training=True)
+    with pytest.raises(ValueError, match=r"running_var must have shape \(3,\)"):
+        batch_norm(x, mg.zeros(3, device=device), mg.ones(2, device=device))
+
+
+def test_eval_without_running_stats_raises(device):
+    with pytest.raises(ValueError, match="running_mean and running_var"):
+        batch_norm(mg.ones(2, 3, device=device), None, None, training=False)
+    with pytest.raises(ValueError, match="running_mean and running_var"):
+        instance_norm(mg.ones(2, 3, 4, device=device), use_input_stats=False)
+
+
+def test_too_few_dims_raise(device):
+    with pytest.raises(ValueError, match=r"at least 2 dims, got shape \(3,\)"):
+        batch_norm(mg.ones(3, device=device), None, None, training=True)
+    with pytest.raises(ValueError, match=r"at least 3 dims, got shape \(2, 3\)"):
+        instance_norm(mg.ones(2, 3, device=device))
+
+
+def test_weight_dtype_must_match_input(device):
+    x = mg.ones(2, 3, 4, device=device)
+    w = mg.ones(3, dtype=mg.float64, device=device)
+    with pytest.raises(TypeError, match="weight has dtype float64 but input has dtype float32"):
+        batch_norm(x, None, None, w, training=True)
+
+
+@pytest.mark.skipif(REAL_GPU, reason="counts transfers of the CPU stand-in")
+def test_gpu_step_makes_no_host_transfers():
+    from minigrad.testing import fake_cupy
+
+    x = mg.tensor(random_array(0, (2, 3, 4, 4), np.float32), device="gpu", requires_grad=True)
+    w, b = (
+        mg.ones(3, device="gpu", requires_grad=True),
+        mg.zeros(3, device="gpu", requires_grad=True),
+    )
+    rm, rv = mg.zeros(3, device="gpu"), mg.ones(3, device="gpu")
+    fake_cupy.transfers.reset()
+    (batch_norm(x, rm, rv, w, b, training=True) + instance_norm(x, rm, rv, w, b)).sum().backward()
+    batch_norm(x, rm, rv, w, b).sum().backward()
+    assert fake_cupy.transfers.to_host_calls == 0
+    assert fake_cupy.transfers.to_device_calls == 0
