@@ -19,24 +19,14 @@ block). Statistics are per channel over (N, L) (batch norm) or per (n, c) plane 
 from __future__ import annotations
 
 import math
-import os
-from concurrent.futures import ThreadPoolExecutor
 
-from minigrad import backend
+from minigrad import backend, parallel
 from minigrad.autograd import Function
 from minigrad.tensor import Tensor
 
 _BLOCK_ELEMENTS = 1 << 17  # values per block: 512 KiB of float32, cached with its temporaries
 _SPLIT_MIN_ELEMENTS = 1 << 18  # smaller inputs are one block (less Python per value)
 _MATMUL_MIN_LENGTH = 16  # lanes at least this long are reduced with a batched matmul
-_THREADS = max(1, min(2, os.cpu_count() or 1))
-_executor: list = []
-
-
-def _pool() -> ThreadPoolExecutor:
-    if not _executor:
-        _executor.append(ThreadPoolExecutor(max_workers=1))
-    return _executor[0]
 
 
 class _Blocks:
@@ -113,21 +103,13 @@ class _Blocks:
         return xp.asarray(self.group_sizes, dtype=dtype)[:, None] * dtype.type(self.length)
 
     def run(self, kernel) -> None:
-        """Call ``kernel(group, n_slice, c_slice)`` on every block, on two threads if many."""
-        blocks = self.blocks
-        if len(blocks) == 1 or _THREADS < 2:
-            for block in blocks:
-                kernel(*block)
-            return
-        middle = (len(blocks) + 1) // 2
+        """Call ``kernel(group, n_slice, c_slice)`` on every block, on the CPU threads if many."""
 
         def work(part):
             for block in part:
                 kernel(*block)
 
-        future = _pool().submit(work, blocks[middle:])
-        work(blocks[:middle])
-        future.result()
+        parallel.run_in_parts(work, self.blocks)
 
 
 def _coefficient(values):

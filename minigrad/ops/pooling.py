@@ -20,27 +20,14 @@ from __future__ import annotations
 import functools
 import math
 import numbers
-import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from minigrad import backend
+from minigrad import backend, parallel
 from minigrad.autograd import Function
 from minigrad.tensor import Tensor
 
 BLOCK_BYTES = 1 << 19
 """Input bytes per block: small enough that a block's temporaries stay in the L2 cache."""
-
-THREADS = max(1, min(4, os.cpu_count() or 1))
-_executors: dict = {}
-
-
-def _worker_pool() -> ThreadPoolExecutor:
-    """The worker threads of this process (a forked child gets its own)."""
-    pid = os.getpid()
-    if pid not in _executors:
-        _executors[pid] = ThreadPoolExecutor(THREADS - 1, thread_name_prefix="minigrad-pool")
-    return _executors[pid]
 
 
 def _plane_blocks(batch: int, channels: int, planes_per_block: int) -> list[tuple]:
@@ -61,7 +48,8 @@ def for_each_plane_block(kernel, arrays: tuple, plane_bytes: int) -> None:
     On the GPU the kernel runs once on the whole arrays. On the CPU the planes are cut into
     blocks of about :data:`BLOCK_BYTES` (``plane_bytes`` is the size of one plane of the
     largest input) so that each block's temporaries stay in cache, and the blocks are shared
-    between :data:`THREADS` threads. The kernel writes its results into the output blocks.
+    between the CPU threads (:func:`minigrad.parallel.run_in_parts`). The kernel writes its
+    results into the output blocks.
     """
     first = arrays[0]
     if not backend.is_cpu_array(first) or first.ndim < 2:
@@ -77,12 +65,7 @@ def for_each_plane_block(kernel, arrays: tuple, plane_bytes: int) -> None:
         for key in keys:
             kernel(*(None if a is None else a[key] for a in arrays))
 
-    share = math.ceil(len(blocks) / THREADS)
-    parts = [blocks[k : k + share] for k in range(0, len(blocks), share)]
-    futures = [_worker_pool().submit(run, part) for part in parts[1:]]
-    run(parts[0])
-    for future in futures:
-        future.result()
+    parallel.run_in_parts(run, blocks)
 
 
 # --------------------------------------------------------------------------- arguments

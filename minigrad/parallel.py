@@ -1,0 +1,48 @@
+"""Splitting memory-bound NumPy work over the CPU cores.
+
+NumPy's loops run on one core but release the GIL, so copies and elementwise passes over
+disjoint parts of an array scale across threads. Ops cut their work into cache-sized blocks
+and hand the list to :func:`run_in_parts`; on the GPU they run it whole, inline.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor, wait
+
+THREADS = max(1, min(4, os.cpu_count() or 1))
+_executors: dict = {}
+
+
+def _executor() -> ThreadPoolExecutor:
+    """The worker threads of this process (a forked child, e.g. a data-loader worker, gets its
+    own: a pool inherited across ``fork`` has no threads behind it)."""
+    pid = os.getpid()
+    if pid not in _executors:
+        _executors[pid] = ThreadPoolExecutor(THREADS - 1 or 1, thread_name_prefix="minigrad")
+    return _executors[pid]
+
+
+def run_in_parts(fn, items: list, parts: int = THREADS) -> None:
+    """Call ``fn(part)`` on up to ``parts`` contiguous parts of ``items``, concurrently.
+
+    The first part runs in the calling thread, the others in the worker pool; returns when
+    all are done, re-raising the first error. With one part (or one item) nothing is threaded.
+    """
+    parts = max(1, min(parts, len(items)))
+    if parts == 1:
+        fn(items)
+        return
+    size, extra = divmod(len(items), parts)
+    bounds, start = [], 0
+    for k in range(parts):
+        stop = start + size + (k < extra)
+        bounds.append((start, stop))
+        start = stop
+    futures = [_executor().submit(fn, items[a:b]) for a, b in bounds[1:]]
+    try:
+        fn(items[bounds[0][0] : bounds[0][1]])
+    finally:
+        wait(futures)
+    for future in futures:
+        future.result()
