@@ -23,40 +23,50 @@ def is_grad_enabled() -> bool:
     return getattr(_grad_mode, "enabled", True)
 
 
-def set_grad_enabled(mode: bool) -> None:
-    _grad_mode.enabled = bool(mode)
+class _GradMode(contextlib.ContextDecorator):
+    """Sets grad mode on enter and restores the previous mode on exit; as a decorator each
+    call gets a fresh instance, so recursion and threads are safe."""
+
+    mode = True
+
+    def __enter__(self):
+        self._previous = is_grad_enabled()
+        _grad_mode.enabled = self.mode
+
+    def __exit__(self, *exc):
+        _grad_mode.enabled = self._previous
+        return False
+
+    def _recreate_cm(self):
+        return type(self)()
 
 
-@contextlib.contextmanager
-def _grad_mode_as(mode: bool):
-    previous = is_grad_enabled()
-    set_grad_enabled(mode)
-    try:
-        yield
-    finally:
-        set_grad_enabled(previous)
-
-
-class no_grad(contextlib.ContextDecorator):  # noqa: N801 - PyTorch's name
+class no_grad(_GradMode):  # noqa: N801 - PyTorch's name
     """Context manager (and decorator) in which ops record no graph, as ``torch.no_grad``."""
 
-    def __enter__(self):
-        self._ctx = _grad_mode_as(False)
-        self._ctx.__enter__()
-
-    def __exit__(self, *exc):
-        return self._ctx.__exit__(*exc)
+    mode = False
 
 
-class enable_grad(contextlib.ContextDecorator):  # noqa: N801 - PyTorch's name
+class enable_grad(_GradMode):  # noqa: N801 - PyTorch's name
     """Context manager (and decorator) that turns recording back on inside ``no_grad``."""
 
-    def __enter__(self):
-        self._ctx = _grad_mode_as(True)
-        self._ctx.__enter__()
+    mode = True
 
-    def __exit__(self, *exc):
-        return self._ctx.__exit__(*exc)
+
+class set_grad_enabled(_GradMode):  # noqa: N801 - PyTorch's name
+    """Set grad mode now (``set_grad_enabled(False)``) or for a block
+    (``with set_grad_enabled(training): ...``), as ``torch.set_grad_enabled``."""
+
+    def __init__(self, mode: bool):
+        self.mode = bool(mode)
+        self._previous = is_grad_enabled()
+        _grad_mode.enabled = self.mode
+
+    def __enter__(self):
+        _grad_mode.enabled = self.mode
+
+    def _recreate_cm(self):
+        return self
 
 
 class Function:
@@ -66,6 +76,8 @@ class Function:
     differentiable output and the rest non-differentiable extras (max-pool indices).
     ``backward(grad_output)`` returns one gradient (or None) per tensor input; a gradient
     may have the broadcast shape of the output, the walk reduces it to the input's shape.
+    ``self.needs_input_grad`` is set before ``forward``, so a forward can skip saving what
+    no backward will need.
     """
 
     def __init__(self):
@@ -93,17 +105,17 @@ class Function:
         from minigrad.tensor import Tensor
 
         fn = cls()
-        _check_same_device(fn.name, inputs)
+        _check_inputs(fn.name, inputs, Tensor)
+        grad_mode = is_grad_enabled()
+        fn.needs_input_grad = tuple(grad_mode and t.requires_grad for t in inputs)
         out = fn.forward(*(t.data for t in inputs), **params)
         extras = ()
         if isinstance(out, tuple):
             out, extras = out[0], out[1:]
-        needs = tuple(t.requires_grad for t in inputs)
-        record = is_grad_enabled() and any(needs) and out.dtype.kind in "fc"
+        record = any(fn.needs_input_grad) and out.dtype.kind in "fc"
         result = Tensor._wrap(out, requires_grad=record, grad_fn=fn if record else None)
         if record:
             fn.inputs = inputs
-            fn.needs_input_grad = needs
         else:
             fn.saved = ()
         if extras:
@@ -117,11 +129,12 @@ class Function:
         self.released = True
 
 
-def _check_same_device(op: str, inputs) -> None:
-    if len(inputs) < 2:
-        return
-    devices = {t.device for t in inputs}
-    if len(devices) > 1:
+def _check_inputs(op: str, inputs, tensor_cls) -> None:
+    """Every input is a Tensor, and all live on one device; else a clear error naming them."""
+    for i, t in enumerate(inputs):
+        if not isinstance(t, tensor_cls):
+            raise TypeError(f"{op}: argument {i} must be a Tensor, got {type(t).__name__}")
+    if len({t.device for t in inputs}) > 1:
         described = ", ".join(f"{t.device} tensor of shape {tuple(t.shape)}" for t in inputs)
         raise backend.DeviceError(
             f"{op}: expected all tensors on the same device, got {described}; "
@@ -181,8 +194,7 @@ def _as_input_grad(fn: Function, grad, tensor):
     grad = unbroadcast(grad, tuple(tensor.shape), fn.name)
     if grad.dtype != tensor.dtype:
         raise RuntimeError(
-            f"{fn.name}.backward returned dtype {grad.dtype} for an input of dtype "
-            f"{tensor.dtype}"
+            f"{fn.name}.backward returned dtype {grad.dtype} for an input of dtype {tensor.dtype}"
         )
     return grad
 
@@ -191,7 +203,7 @@ def run_backward(root, gradient, retain_graph: bool = False) -> None:
     """Backpropagate ``gradient`` (an array shaped like ``root``) through the graph of ``root``."""
     from minigrad.tensor import Tensor
 
-    handed_out: set = set()
+    handed_out = {id(gradient)}  # the caller's array: a leaf gets a copy, as in PyTorch
     if root.grad_fn is None:
         _accumulate(root, gradient, Tensor, handed_out)
         return
@@ -199,6 +211,8 @@ def run_backward(root, gradient, retain_graph: bool = False) -> None:
     for fn in _topological_order(root.grad_fn):
         grad_out = pending.pop(id(fn), None)
         if grad_out is None:
+            if not retain_graph:
+                fn.release()
             continue
         grads = fn.backward(grad_out)
         if not isinstance(grads, tuple):

@@ -107,20 +107,36 @@ def array_module(device) -> ModuleType:
 
 
 def is_cpu_array(array) -> bool:
+    """True for NumPy arrays and scalars (the "cpu" device)."""
     return isinstance(array, numpy.ndarray | numpy.generic)
+
+
+def is_gpu_array(array) -> bool:
+    """True for CuPy arrays, and for the stand-in's arrays when the fake GPU is on."""
+    module = type(array).__module__
+    return module.startswith("cupy") or module == "minigrad.testing.fake_cupy"
+
+
+def is_array(value) -> bool:
+    """True for an array of either device (not for torch tensors or other array-likes)."""
+    return is_cpu_array(value) or is_gpu_array(value)
 
 
 def get_array_module(*arrays) -> ModuleType:
     """numpy if every array lives on the host, else the GPU module (like cupy's)."""
     for a in arrays:
-        if a is not None and not is_cpu_array(a) and hasattr(a, "shape"):
+        if a is not None and is_gpu_array(a):
             return gpu_module()
     return numpy
 
 
 def device_of(array) -> str:
     """ "cpu" for a NumPy array, "gpu" for a CuPy (or stand-in) array."""
-    return CPU if is_cpu_array(array) else GPU
+    if is_cpu_array(array):
+        return CPU
+    if is_gpu_array(array):
+        return GPU
+    raise TypeError(f"expected a numpy or cupy array, got {type(array).__name__}")
 
 
 def to_device(array, device):

@@ -5,34 +5,34 @@ from __future__ import annotations
 import numpy
 
 from minigrad import backend
+from minigrad.ops.arguments import shape_arg as _shape
 from minigrad.tensor import Tensor
 
 _FLOAT = numpy.float32
-
-
-def _shape(size) -> tuple:
-    if len(size) == 1 and isinstance(size[0], tuple | list):
-        return tuple(size[0])
-    return tuple(size)
 
 
 def _leaf(array, requires_grad: bool) -> Tensor:
     return Tensor._wrap(array).requires_grad_(requires_grad)
 
 
+def _float(dtype):
+    """``dtype``, or the default float32 when None (as PyTorch's factories)."""
+    return _FLOAT if dtype is None else dtype
+
+
 def zeros(*size, dtype=_FLOAT, device="cpu", requires_grad: bool = False) -> Tensor:
     xp = backend.array_module(device)
-    return _leaf(xp.zeros(_shape(size), dtype=dtype), requires_grad)
+    return _leaf(xp.zeros(_shape(size), dtype=_float(dtype)), requires_grad)
 
 
 def ones(*size, dtype=_FLOAT, device="cpu", requires_grad: bool = False) -> Tensor:
     xp = backend.array_module(device)
-    return _leaf(xp.ones(_shape(size), dtype=dtype), requires_grad)
+    return _leaf(xp.ones(_shape(size), dtype=_float(dtype)), requires_grad)
 
 
 def empty(*size, dtype=_FLOAT, device="cpu", requires_grad: bool = False) -> Tensor:
     xp = backend.array_module(device)
-    return _leaf(xp.empty(_shape(size), dtype=dtype), requires_grad)
+    return _leaf(xp.empty(_shape(size), dtype=_float(dtype)), requires_grad)
 
 
 def full(size, fill_value, dtype=None, device="cpu", requires_grad: bool = False) -> Tensor:
@@ -64,14 +64,14 @@ def arange(start, end=None, step=1, dtype=None, device="cpu", requires_grad: boo
 def randn(*size, dtype=_FLOAT, device="cpu", requires_grad: bool = False) -> Tensor:
     """Standard normal samples from the device's seeded generator (``mg.manual_seed``)."""
     xp = backend.array_module(device)
-    data = backend.rng(xp).standard_normal(_shape(size), dtype=dtype)
+    data = backend.rng(xp).standard_normal(_shape(size), dtype=_float(dtype))
     return _leaf(data, requires_grad)
 
 
 def rand(*size, dtype=_FLOAT, device="cpu", requires_grad: bool = False) -> Tensor:
     """Uniform samples in [0, 1) from the device's seeded generator."""
     xp = backend.array_module(device)
-    return _leaf(backend.rng(xp).random(_shape(size), dtype=dtype), requires_grad)
+    return _leaf(backend.rng(xp).random(_shape(size), dtype=_float(dtype)), requires_grad)
 
 
 def randint(low, high=None, size=(), dtype=numpy.int64, device="cpu") -> Tensor:

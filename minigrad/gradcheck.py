@@ -46,7 +46,7 @@ def gradcheck(
         True when every element passes; otherwise raises :class:`GradcheckError` with a report
         naming the input, its worst element and the analytic and numerical values.
     """
-    inputs = list(inputs)
+    inputs = [_private_copy(t) for t in inputs]
     checked = [i for i, t in enumerate(inputs) if isinstance(t, Tensor) and t.requires_grad]
     if not checked:
         raise ValueError("gradcheck: no input requires grad")
@@ -55,14 +55,9 @@ def gradcheck(
             raise TypeError(
                 f"gradcheck: input {i} has dtype {inputs[i].dtype}; finite differences need float64"
             )
-    for i in checked:
-        inputs[i].data = inputs[i].xp.ascontiguousarray(inputs[i].data)
     outputs = _outputs(fn, inputs)
     rng = numpy.random.default_rng(seed)
     directions = [o.xp.asarray(rng.standard_normal(o.shape)) for o in outputs]
-    for t in inputs:
-        if isinstance(t, Tensor):
-            t.grad = None
     loss = None
     for o, v in zip(outputs, directions, strict=True):
         term = (o * Tensor._wrap(v)).sum()
@@ -73,6 +68,14 @@ def gradcheck(
         numeric = _numerical_gradient(fn, inputs, i, directions, eps)
         _compare(i, inputs[i].shape, analytic + numpy.zeros_like(numeric), numeric, atol, rtol)
     return True
+
+
+def _private_copy(value):
+    """A contiguous copy of a tensor input (the caller's tensors are never touched)."""
+    if not isinstance(value, Tensor):
+        return value
+    copy = Tensor._wrap(value.xp.array(value.data, order="C"))
+    return copy.requires_grad_(value.requires_grad)
 
 
 def _numerical_gradient(fn, inputs, i, directions, eps) -> numpy.ndarray:

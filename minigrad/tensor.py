@@ -6,8 +6,6 @@ The operators and methods mirror ``torch.Tensor``; each one calls a function of
 
 from __future__ import annotations
 
-import numbers
-
 import numpy
 
 from minigrad import autograd, backend
@@ -23,13 +21,13 @@ bool_ = numpy.bool_
 _DEFAULT_FLOAT = numpy.dtype(numpy.float32)
 
 
-def _is_array(value) -> bool:
-    return hasattr(value, "shape") and hasattr(value, "dtype") and not isinstance(value, Tensor)
+def _is_torch_tensor(value) -> bool:
+    return type(value).__module__.startswith("torch") and hasattr(value, "detach")
 
 
 def _default_dtype(value, array) -> numpy.dtype:
-    """PyTorch's inference: Python floats become float32, arrays keep their dtype."""
-    if _is_array(value) or isinstance(value, numpy.generic):
+    """PyTorch's inference: Python floats become float32, ints int64, arrays keep their dtype."""
+    if backend.is_cpu_array(value):
         return array.dtype
     if array.dtype.kind == "f":
         return _DEFAULT_FLOAT
@@ -39,23 +37,26 @@ def _default_dtype(value, array) -> numpy.dtype:
 
 
 def _to_array(data, dtype, device: str):
-    """Build the array of a new tensor on ``device`` from data of any accepted kind."""
+    """A new array on ``device`` holding ``data`` (a Tensor, numpy/cupy array, torch tensor,
+    nested list or number); it never shares memory with ``data``, as ``torch.tensor``."""
     xp = backend.array_module(device)
     if isinstance(data, Tensor):
         data = data.data
-    if _is_array(data) and not backend.is_cpu_array(data):
+    if _is_torch_tensor(data):
+        data = data.detach().cpu().numpy()
+    if backend.is_gpu_array(data):
         array = backend.to_device(data, device)
-    elif hasattr(data, "detach") and hasattr(data, "cpu") and hasattr(data, "numpy"):
-        array = xp.asarray(data.detach().cpu().numpy())  # a torch.Tensor
+        fresh = array is not data
     else:
         host = numpy.asarray(data)
         if host.dtype == object:
             raise TypeError(f"tensor(): cannot build a tensor from {type(data).__name__} data")
         host = host.astype(dtype or _default_dtype(data, host), copy=False)
         array = host if xp is numpy else xp.asarray(host)
+        fresh = array is not data
     if dtype is not None and array.dtype != numpy.dtype(dtype):
-        array = array.astype(dtype)
-    return array
+        return array.astype(dtype)
+    return array if fresh else array.copy()
 
 
 class Tensor:
@@ -73,7 +74,7 @@ class Tensor:
     def __init__(self, data, dtype=None, device=None, requires_grad: bool = False):
         if device is None:
             source = data.data if isinstance(data, Tensor) else data
-            device = backend.device_of(source) if _is_array(source) else backend.CPU
+            device = backend.GPU if backend.is_gpu_array(source) else backend.CPU
         self.data = _to_array(data, dtype, backend.canonical_device(device))
         self.grad: Tensor | None = None
         self.grad_fn = None
@@ -201,6 +202,9 @@ class Tensor:
         """A copy on another device and/or dtype (``to("gpu")``, ``to(mg.float64)``)."""
         if target is not None and not isinstance(target, str):
             dtype, target = target, None
+        same_device = target is None or backend.canonical_device(target) == self.device
+        if same_device and (dtype is None or numpy.dtype(dtype) == self.dtype):
+            return self
         from minigrad.ops.elementwise import to_copy
 
         return to_copy(self, device=target, dtype=dtype)
@@ -243,25 +247,40 @@ def tensor(data, dtype=None, device="cpu", requires_grad: bool = False) -> Tenso
     return Tensor(data, dtype=dtype, device=device, requires_grad=requires_grad)
 
 
-def as_tensor(value, like: Tensor) -> Tensor:
-    """``value`` as a tensor on ``like``'s device; Python scalars take ``like``'s dtype.
+def as_tensor(data, dtype=None, device=None) -> Tensor:
+    """``data`` as a tensor, as ``torch.as_tensor``: a Tensor already of that dtype and device
+    is returned as it is, anything else is converted."""
+    if isinstance(data, Tensor):
+        same_dtype = dtype is None or data.dtype == numpy.dtype(dtype)
+        same_device = device is None or backend.canonical_device(device) == data.device
+        if same_dtype and same_device:
+            return data
+        return data.to(device or data.device, dtype=dtype)
+    return Tensor(data, dtype=dtype, device=device)
 
-    This keeps ``x * 2`` float32 for a float32 ``x`` (no silent upcast), as in PyTorch.
+
+def _scalar_dtype(value, like: Tensor) -> numpy.dtype:
+    """The dtype a Python scalar takes next to ``like`` (PyTorch's weak scalars)."""
+    if isinstance(value, float) and like.dtype.kind not in "fc":
+        return _DEFAULT_FLOAT
+    if isinstance(value, int) and not isinstance(value, bool) and like.dtype.kind == "b":
+        return numpy.dtype(numpy.int64)
+    return like.dtype
+
+
+def operand(value, like: Tensor) -> Tensor:
+    """The other operand of a binary op with ``like``, as a tensor on ``like``'s device.
+
+    Python and NumPy scalars take ``like``'s dtype (``x * 2`` stays float32, as in PyTorch)
+    and are filled on the device, not uploaded. Arrays on another device raise.
     """
     if isinstance(value, Tensor):
         return value
-    if isinstance(value, bool | numbers.Number) and not _is_array(value):
-        dtype = like.dtype
-        if isinstance(value, float) and like.dtype.kind not in "fc":
-            dtype = _DEFAULT_FLOAT
-        elif (
-            isinstance(value, numbers.Integral)
-            and like.dtype.kind == "b"
-            and not isinstance(value, bool)
-        ):
-            dtype = numpy.dtype(numpy.int64)
-        return Tensor._wrap(like.xp.asarray(value, dtype=dtype))
-    if _is_array(value) and backend.device_of(value) != like.device:
+    if isinstance(value, numpy.generic):
+        value = value.item()
+    if isinstance(value, bool | int | float):
+        return Tensor._wrap(like.xp.full((), value, dtype=_scalar_dtype(value, like)))
+    if backend.is_array(value) and backend.device_of(value) != like.device:
         raise backend.DeviceError(
             f"expected all tensors on the same device, got a {backend.device_of(value)} array "
             f"and a {like.device} tensor"
@@ -276,7 +295,7 @@ def _bind_operators() -> None:
     ew = elementwise
 
     def reflected(fn):
-        return lambda self, other: fn(as_tensor(other, self), self)
+        return lambda self, other: fn(operand(other, self), self)
 
     methods = {
         "__add__": ew.add,

@@ -36,15 +36,23 @@ def tolerances(dtype, reduction: int = 1) -> tuple[float, float]:
     return 2e-4, 2e-5 * max(1.0, float(np.sqrt(reduction)))
 
 
-def with_layout(array: np.ndarray, layout: str) -> np.ndarray:
-    """The same values as a contiguous array, a transposed view, or a strided view."""
+def with_layout(array, layout: str):
+    """The same values (numpy or cupy) as a contiguous array, a transposed or a strided view."""
+    xp = mg.backend.get_array_module(array)
     if layout == "contiguous" or array.ndim == 0:
-        return np.array(array, order="C")
+        return xp.array(array, order="C")
     if layout == "transposed":
-        return np.ascontiguousarray(array.T).T
-    wide = np.zeros(array.shape[:-1] + (2 * array.shape[-1],), dtype=array.dtype)
+        return xp.ascontiguousarray(array.T).T
+    wide = xp.zeros(array.shape[:-1] + (2 * array.shape[-1],), dtype=array.dtype)
     wide[..., ::2] = array
     return wide[..., ::2]
+
+
+def _on_device(array: np.ndarray, device: str, layout: str):
+    """A tensor for ``array`` on ``device`` whose data has the given memory layout."""
+    t = mg.tensor(array, device=device, requires_grad=array.dtype.kind == "f")
+    t.data = with_layout(t.data, layout)
+    return t
 
 
 def _as_tuple(out) -> tuple:
@@ -77,19 +85,17 @@ def check_parity(
         arrays: numpy inputs; floating ones require grad in both frameworks.
         device: "cpu" or "gpu" (the device fixture).
         reduction: the length of the longest sum inside the op, to scale float32 tolerance.
-        layout: pass our CPU inputs as contiguous arrays, transposed or strided views.
+        layout: pass our inputs as contiguous arrays, transposed or strided views.
     Returns:
         Our outputs (a tuple of Tensors), for further checks.
     """
-    ours = [
-        mg.tensor(with_layout(a, layout), device=device, requires_grad=a.dtype.kind == "f")
-        for a in arrays
-    ]
+    ours = [_on_device(a, device, layout) for a in arrays]
     theirs = [torch.tensor(a, requires_grad=a.dtype.kind == "f") for a in arrays]
     our_out, their_out = _as_tuple(our_fn(*ours)), _as_tuple(torch_fn(*theirs))
     float_dtype = next((a.dtype for a in arrays if a.dtype.kind == "f"), np.float64)
     default_rtol, default_atol = tolerances(float_dtype, reduction)
-    rtol, atol = rtol or default_rtol, atol or default_atol
+    rtol = default_rtol if rtol is None else rtol
+    atol = default_atol if atol is None else atol
     assert len(our_out) == len(their_out), f"{len(our_out)} outputs, torch gives {len(their_out)}"
     rng = np.random.default_rng(seed)
     our_loss, their_loss = None, None

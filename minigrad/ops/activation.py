@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from minigrad import backend
 from minigrad.autograd import Function
+from minigrad.ops.arguments import normalize_dim
 from minigrad.tensor import Tensor
 
 
@@ -89,33 +90,25 @@ class LogSoftmax(Function):
         return gy - xp.exp(y) * gy.sum(axis=self.dim, keepdims=True)
 
 
-def normalize_dim(dim: int, ndim: int, op: str) -> int:
-    """``dim`` as a non-negative axis, or an IndexError naming the op and the valid range."""
-    low, high = -max(ndim, 1), max(ndim, 1) - 1
-    if not low <= dim <= high:
-        raise IndexError(f"{op}: dim {dim} is out of range [{low}, {high}] for a {ndim}-d tensor")
-    return dim % max(ndim, 1)
-
-
-def relu(input: Tensor, inplace: bool = False) -> Tensor:  # noqa: A002 - PyTorch's names
+def relu(input: Tensor, inplace: bool = False) -> Tensor:
     return ReLU.apply(input)
 
 
-def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:  # noqa: A002
+def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
     return LeakyReLU.apply(input, negative_slope=negative_slope)
 
 
-def sigmoid(input: Tensor) -> Tensor:  # noqa: A002
+def sigmoid(input: Tensor) -> Tensor:
     return Sigmoid.apply(input)
 
 
-def tanh(input: Tensor) -> Tensor:  # noqa: A002
+def tanh(input: Tensor) -> Tensor:
     return Tanh.apply(input)
 
 
-def softmax(input: Tensor, dim: int) -> Tensor:  # noqa: A002
+def softmax(input: Tensor, dim: int) -> Tensor:
     return Softmax.apply(input, dim=normalize_dim(dim, input.ndim, "softmax"))
 
 
-def log_softmax(input: Tensor, dim: int) -> Tensor:  # noqa: A002
+def log_softmax(input: Tensor, dim: int) -> Tensor:
     return LogSoftmax.apply(input, dim=normalize_dim(dim, input.ndim, "log_softmax"))

@@ -7,6 +7,8 @@ random stream. The mask is stored already scaled, so the backward is one multipl
 
 from __future__ import annotations
 
+import numbers
+
 from minigrad import autograd, backend
 from minigrad.autograd import Function
 from minigrad.tensor import Tensor
@@ -37,32 +39,31 @@ def _scaled_mask(x, p: float, shape: tuple):
     return keep.astype(x.dtype) * x.dtype.type(scale)
 
 
-def _check_args(op: str, input: Tensor, p) -> None:  # noqa: A002 - PyTorch's name
+def _check_args(op: str, input: Tensor, p) -> None:
     if not isinstance(input, Tensor):
         raise TypeError(f"{op}: input must be a Tensor, got {type(input).__name__}")
-    if isinstance(p, bool) or not isinstance(p, int | float) or not 0.0 <= p <= 1.0:
+    if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= p <= 1.0:
         raise ValueError(f"{op}: dropout probability has to be between 0 and 1, but got {p!r}")
     if input.dtype.kind != "f":
         raise TypeError(f"{op}: input must be a floating-point tensor, got dtype {input.dtype}")
 
 
-def _apply(input: Tensor, p: float, mask_shape: tuple, inplace: bool) -> Tensor:  # noqa: A002
+def _apply(input: Tensor, p: float, mask_shape: tuple, inplace: bool) -> Tensor:
     """Run the op; with ``inplace`` and no graph to record, write the result into ``input``."""
     out = Dropout.apply(input, p=float(p), mask_shape=mask_shape)
-    recorded = autograd.is_grad_enabled() and input.requires_grad
-    if inplace and not recorded:
+    if inplace and not autograd.is_grad_enabled():
         input.data[...] = out.data
         return input
     return out
 
 
-def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:  # noqa: A002
+def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
     """Zero each element with probability ``p`` and scale the rest by ``1 / (1 - p)``.
 
     As ``torch.nn.functional.dropout``. With ``training=False`` (or ``p=0``) the input is
-    returned unchanged. ``inplace=True`` overwrites ``input`` when no graph is recorded for it;
-    when it is (the input requires grad in grad mode), the result is a new tensor, so no
-    value saved for another op's backward is ever overwritten.
+    returned unchanged. ``inplace=True`` overwrites ``input`` only under ``no_grad``; in grad
+    mode the result is a new tensor, since ``input`` may be saved by another op's backward
+    (there are no version counters to detect that overwrite, as PyTorch has).
 
     Args:
         input: floating tensor of any shape.
@@ -84,7 +85,7 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
 
 def dropout2d(
     input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False
-) -> Tensor:  # noqa: A002
+) -> Tensor:
     """Zero whole channels with probability ``p`` and scale the rest by ``1 / (1 - p)``.
 
     As ``torch.nn.functional.dropout2d``: one draw per (n, c) plane, a mask of shape
@@ -95,7 +96,7 @@ def dropout2d(
         input: (N, C, H, W) or (N, C, L) floating tensor.
         p: probability of zeroing a channel, in [0, 1].
         training: apply dropout (True) or return ``input`` (False).
-        inplace: write the result into ``input`` when no graph is recorded for it.
+        inplace: write the result into ``input`` under ``no_grad``.
 
     Shapes:
         input: (N, C, H, W) or (N, C, L); output: the same shape.

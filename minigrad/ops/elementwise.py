@@ -12,7 +12,7 @@ import numpy
 
 from minigrad import backend
 from minigrad.autograd import Function
-from minigrad.tensor import Tensor, as_tensor
+from minigrad.tensor import Tensor, operand
 
 
 def broadcast_shape(op: str, *shapes: tuple) -> tuple:
@@ -31,28 +31,33 @@ def broadcast_shape(op: str, *shapes: tuple) -> tuple:
     return tuple(out)
 
 
-def _result_dtype(a: numpy.dtype, b: numpy.dtype) -> numpy.dtype:
-    """PyTorch's promotion: a float operand decides over an integer one."""
-    a_float, b_float = a.kind in "fc", b.kind in "fc"
-    if a_float and not b_float:
-        return a
-    if b_float and not a_float:
-        return b
-    return numpy.promote_types(a, b)
+def _category(dtype: numpy.dtype) -> int:
+    return {"b": 0, "i": 1, "u": 1, "f": 2, "c": 3}[dtype.kind]
+
+
+def _result_dtype(a: Tensor, b: Tensor) -> numpy.dtype:
+    """PyTorch's promotion: the higher category (bool < int < float) decides; within one
+    category a 0-d tensor (or scalar) yields to a dimensioned tensor, else types promote."""
+    ka, kb = _category(a.dtype), _category(b.dtype)
+    if ka != kb:
+        return a.dtype if ka > kb else b.dtype
+    if (a.ndim == 0) != (b.ndim == 0):
+        return b.dtype if a.ndim == 0 else a.dtype
+    return numpy.promote_types(a.dtype, b.dtype)
 
 
 def binary_operands(op: str, a, b) -> tuple[Tensor, Tensor]:
     """Two tensors with a common dtype on one device, checked to broadcast."""
     if not isinstance(a, Tensor):
-        a = as_tensor(a, b)
-    b = as_tensor(b, a)
+        a = operand(a, b)
+    b = operand(b, a)
     if a.device != b.device:
         raise backend.DeviceError(
             f"{op}: expected both tensors on the same device, got {a.device} {a.shape} "
             f"and {b.device} {b.shape}"
         )
     broadcast_shape(op, a.shape, b.shape)
-    dtype = _result_dtype(a.dtype, b.dtype)
+    dtype = _result_dtype(a, b)
     return (a if a.dtype == dtype else a.to(dtype)), (b if b.dtype == dtype else b.to(dtype))
 
 
@@ -119,7 +124,9 @@ class Div(Function):
 
 
 class Pow(Function):
-    """``a ** b`` for tensors; the exponent's gradient is 0 where the base is 0, as in torch."""
+    """``a ** b`` for tensors, with PyTorch's gradients at the edges: the base gets 0 where
+    the exponent is 0; the exponent gets 0 where the base is 0 and the exponent >= 0, and NaN
+    where the base is negative (the log is undefined there)."""
 
     def forward(self, a, b):
         y = a**b
@@ -130,13 +137,24 @@ class Pow(Function):
         a, b, y = self.saved
         xp = backend.get_array_module(a)
         need_a, need_b = self.needs_input_grad
-        ga = gy * b * a ** (b - 1) if need_a else None
-        gb = None
-        if need_b:
-            positive = a > 0
-            log_a = xp.log(xp.where(positive, a, 1))
-            gb = xp.where(positive | (a < 0), gy * y * log_a, 0)
-        return ga, gb
+        return (self._base_grad(xp, gy, a, b) if need_a else None), (
+            self._exponent_grad(xp, gy, a, b, y) if need_b else None
+        )
+
+    @staticmethod
+    def _base_grad(xp, gy, a, b):
+        singular = (a == 0) & (b < 1)
+        ga = gy * b * xp.where(singular, 1, a) ** (b - 1)
+        infinite = xp.copysign(xp.full((), xp.inf, dtype=gy.dtype), gy * b)
+        return xp.where(singular, xp.where(b == 0, 0, infinite), ga).astype(gy.dtype, copy=False)
+
+    @staticmethod
+    def _exponent_grad(xp, gy, a, b, y):
+        log_a = xp.log(xp.where(a > 0, a, 1))
+        gb = xp.where(a > 0, gy * y * log_a, 0)
+        gb = xp.where(a < 0, xp.nan, gb)
+        infinite = xp.copysign(xp.full((), xp.inf, dtype=gy.dtype), -gy)
+        return xp.where((a == 0) & (b < 0), infinite, gb).astype(gy.dtype, copy=False)
 
 
 class PowScalar(Function):
@@ -232,7 +250,7 @@ def _split_by_winner(gy, a, b):
 
 
 class Clamp(Function):
-    def forward(self, x, min=None, max=None):  # noqa: A002 - PyTorch's names
+    def forward(self, x, min=None, max=None):
         xp = backend.get_array_module(x)
         keep = xp.ones(x.shape, dtype=bool)
         if min is not None:
@@ -281,7 +299,7 @@ def div(a, b) -> Tensor:
     return Div.apply(a, b)
 
 
-def pow(a, b) -> Tensor:  # noqa: A001 - PyTorch's name
+def pow(a, b) -> Tensor:
     """``a ** b``: a Python-number exponent keeps ``a``'s dtype."""
     if isinstance(a, Tensor) and isinstance(b, int | float) and not isinstance(b, bool):
         return PowScalar.apply(a, exponent=b)
@@ -304,7 +322,7 @@ def sqrt(x: Tensor) -> Tensor:
     return Sqrt.apply(x)
 
 
-def abs(x: Tensor) -> Tensor:  # noqa: A001 - PyTorch's name
+def abs(x: Tensor) -> Tensor:
     return Abs.apply(x)
 
 
@@ -316,19 +334,26 @@ def minimum(a, b) -> Tensor:
     return Minimum.apply(*binary_operands("minimum", a, b))
 
 
-def clamp(x: Tensor, min=None, max=None) -> Tensor:  # noqa: A002 - PyTorch's names
+def clamp(x: Tensor, min=None, max=None) -> Tensor:
     """Limit ``x`` to [min, max]; the gradient passes where ``min <= x <= max``."""
     if min is None and max is None:
         raise ValueError("clamp: at least one of min and max must be given")
     return Clamp.apply(x, min=min, max=max)
 
 
-def where(condition, input, other) -> Tensor:  # noqa: A002 - PyTorch's names
-    """``input`` where ``condition`` else ``other``, broadcasting all three, as ``torch.where``."""
-    ref = input if isinstance(input, Tensor) else other
-    condition = as_tensor(condition, ref)
+def where(condition, input, other) -> Tensor:
+    """``input`` where ``condition`` else ``other``, broadcasting all three, as ``torch.where``.
+
+    ``input`` and ``other`` may be tensors or Python scalars.
+    """
+    ref = next((v for v in (input, other, condition) if isinstance(v, Tensor)), None)
+    if ref is None:
+        raise TypeError("where: condition, input or other must be a Tensor")
+    condition = operand(condition, ref)
     if condition.dtype != numpy.bool_:
         raise TypeError(f"where: condition must be a bool tensor, got dtype {condition.dtype}")
+    if not isinstance(input, Tensor) and not isinstance(other, Tensor):
+        input = operand(input, condition)
     a, b = binary_operands("where", input, other)
     broadcast_shape("where", condition.shape, a.shape, b.shape)
     if condition.device != a.device:
@@ -338,8 +363,17 @@ def where(condition, input, other) -> Tensor:  # noqa: A002 - PyTorch's names
     return Where.apply(a, b, condition=condition.data)
 
 
-def compare(op: str, a, b) -> Tensor:
-    """An elementwise comparison (``eq ne lt le gt ge``): a bool tensor, no gradient."""
+_OPERAND_TYPES = (Tensor, bool, int, float, numpy.generic)
+
+
+def compare(op: str, a, b):
+    """An elementwise comparison (``eq ne lt le gt ge``): a bool tensor, no gradient.
+
+    Returns NotImplemented for operands that are not tensors, numbers or arrays, so that
+    ``t == None`` is False and ``t in list`` works, as in PyTorch.
+    """
+    if not isinstance(b, _OPERAND_TYPES) and not backend.is_array(b):
+        return NotImplemented
     a, b = binary_operands(op, a, b)
     ufunc = {
         "eq": "equal",

@@ -169,7 +169,7 @@ def _check_reduction(op: str, reduction: str) -> None:
         raise ValueError(f"{op}: {reduction!r} is not a valid value for reduction {REDUCTIONS}")
 
 
-def _check_constant(op: str, name: str, t, input: Tensor) -> None:  # noqa: A002 - PyTorch's name
+def _check_constant(op: str, name: str, t, input: Tensor) -> None:
     """``t`` is None or a float Tensor on the input's device that needs no gradient."""
     if t is None:
         return
@@ -188,7 +188,7 @@ def _check_constant(op: str, name: str, t, input: Tensor) -> None:  # noqa: A002
         )
 
 
-def _check_class_target(op: str, input: Tensor, target, weight, ignore_index: int) -> None:  # noqa: A002
+def _check_class_target(op: str, input: Tensor, target, weight, ignore_index: int) -> None:
     """Input (N, C, *) float, target (N, *) integer class indices, weight (C,)."""
     if not isinstance(input, Tensor) or not isinstance(target, Tensor):
         raise TypeError(f"{op}: input and target must be Tensors")
@@ -233,7 +233,7 @@ def _check_target_range(op: str, t, classes: int, ignore_index: int) -> None:
 
 
 def cross_entropy(
-    input: Tensor,  # noqa: A002 - PyTorch's names
+    input: Tensor,
     target: Tensor,
     weight: Tensor | None = None,
     ignore_index: int = -100,
@@ -280,7 +280,7 @@ def cross_entropy(
 
 
 def nll_loss(
-    input: Tensor,  # noqa: A002 - PyTorch's names
+    input: Tensor,
     target: Tensor,
     weight: Tensor | None = None,
     ignore_index: int = -100,
@@ -316,7 +316,7 @@ def nll_loss(
 
 
 def binary_cross_entropy_with_logits(
-    input: Tensor,  # noqa: A002 - PyTorch's names
+    input: Tensor,
     target: Tensor,
     weight: Tensor | None = None,
     pos_weight: Tensor | None = None,

@@ -56,7 +56,15 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
     return out
 
 
-def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:  # noqa: A002
-    """``y = x W^T + b`` with PyTorch's layout: x (*, in), W (out, in), b (out,) -> (*, out)."""
-    y = matmul(input, weight.transpose(0, 1))
+def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """``y = x W^T + b`` with PyTorch's layout: x (*, in), W (out, in), b (out,) -> (*, out).
+
+    Leading dims are folded into one, so forward and backward are single 2-D GEMMs.
+    """
+    if input.ndim > 2:
+        lead = input.shape[:-1]
+        y = matmul(input.reshape(-1, input.shape[-1]), weight.transpose(0, 1))
+        y = y.reshape(*lead, weight.shape[0])
+    else:
+        y = matmul(input, weight.transpose(0, 1))
     return y if bias is None else add(y, bias)

@@ -19,6 +19,7 @@ block). Statistics are per channel over (N, L) (batch norm) or per (n, c) plane 
 from __future__ import annotations
 
 import math
+import numbers
 
 from minigrad import backend, parallel
 from minigrad.autograd import Function
@@ -294,7 +295,7 @@ def _update_running_stats(running: tuple, mean, var, geo: _Blocks) -> None:
         buffer += momentum * stat.mean(axis=0).astype(buffer.dtype, copy=False)
 
 
-def _check_input(op: str, input: Tensor, min_dims: int) -> None:  # noqa: A002 - PyTorch's name
+def _check_input(op: str, input: Tensor, min_dims: int) -> None:
     if not isinstance(input, Tensor):
         raise TypeError(f"{op}: input must be a Tensor, got {type(input).__name__}")
     if input.ndim < min_dims:
@@ -306,7 +307,7 @@ def _check_input(op: str, input: Tensor, min_dims: int) -> None:  # noqa: A002 -
         raise TypeError(f"{op}: input must be a floating-point tensor, got dtype {input.dtype}")
 
 
-def _check_channel_vector(op: str, name: str, t, input: Tensor) -> None:  # noqa: A002
+def _check_channel_vector(op: str, name: str, t, input: Tensor) -> None:
     """``t`` is None or a Tensor of shape (C,) on the input's device."""
     if t is None:
         return
@@ -324,7 +325,7 @@ def _check_channel_vector(op: str, name: str, t, input: Tensor) -> None:  # noqa
         )
 
 
-def _affine_args(op: str, input: Tensor, weight, bias) -> tuple[list, dict]:  # noqa: A002
+def _affine_args(op: str, input: Tensor, weight, bias) -> tuple[list, dict]:
     """The tensors to pass after ``input`` and the flags telling which they are."""
     for name, t in (("weight", weight), ("bias", bias)):
         _check_channel_vector(op, name, t, input)
@@ -334,13 +335,13 @@ def _affine_args(op: str, input: Tensor, weight, bias) -> tuple[list, dict]:  # 
     return tensors, {"has_weight": weight is not None, "has_bias": bias is not None}
 
 
-def _running_args(op: str, input: Tensor, running_mean, running_var, momentum) -> tuple | None:  # noqa: A002
+def _running_args(op: str, input: Tensor, running_mean, running_var, momentum) -> tuple | None:
     """``(mean_array, var_array, momentum)`` to update in place, or None when there are none."""
     for name, t in (("running_mean", running_mean), ("running_var", running_var)):
         _check_channel_vector(op, name, t, input)
     if running_mean is None and running_var is None:
         return None
-    if not isinstance(momentum, int | float) or isinstance(momentum, bool):
+    if not isinstance(momentum, numbers.Real) or isinstance(momentum, bool):
         raise TypeError(f"{op}: momentum must be a number, got {momentum!r}")
     return (
         None if running_mean is None else running_mean.data,
@@ -349,7 +350,7 @@ def _running_args(op: str, input: Tensor, running_mean, running_var, momentum) -
     )
 
 
-def _normalize_with_running_stats(op: str, input, running_mean, running_var, affine, flags, eps):  # noqa: A002
+def _normalize_with_running_stats(op: str, input, running_mean, running_var, affine, flags, eps):
     if running_mean is None or running_var is None:
         raise ValueError(
             f"{op}: running_mean and running_var must both be given to normalize with "
@@ -361,7 +362,7 @@ def _normalize_with_running_stats(op: str, input, running_mean, running_var, aff
 
 
 def batch_norm(
-    input: Tensor,  # noqa: A002 - PyTorch's names
+    input: Tensor,
     running_mean: Tensor | None,
     running_var: Tensor | None,
     weight: Tensor | None = None,
@@ -411,7 +412,7 @@ def batch_norm(
 
 
 def instance_norm(
-    input: Tensor,  # noqa: A002 - PyTorch's names
+    input: Tensor,
     running_mean: Tensor | None = None,
     running_var: Tensor | None = None,
     weight: Tensor | None = None,

@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import functools
 import math
-import numbers
 from dataclasses import dataclass
 
 from minigrad import backend, parallel
 from minigrad.autograd import Function
+from minigrad.ops.arguments import is_int, positive_pair
 from minigrad.tensor import Tensor
 
 BLOCK_BYTES = 1 << 19
@@ -69,25 +69,6 @@ def for_each_plane_block(kernel, arrays: tuple, plane_bytes: int) -> None:
 
 
 # --------------------------------------------------------------------------- arguments
-
-
-def is_int(value) -> bool:
-    """True for Python and NumPy integers, not for bools."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _pair(value, name: str, op: str) -> tuple[int, int]:
-    """An int or a sequence of one or two ints, as PyTorch's ``_pair``."""
-    items = tuple(value) if isinstance(value, tuple | list) else (value,)
-    if len(items) not in (1, 2) or not all(is_int(v) for v in items):
-        raise TypeError(f"{op}: {name} must be an int or a tuple of two ints, got {value!r}")
-    return (int(items[0]), int(items[-1]))
-
-
-def _check_positive(value: tuple, name: str, op: str, minimum: int = 1) -> None:
-    if min(value) < minimum:
-        bound = "positive" if minimum == 1 else "non-negative"
-        raise ValueError(f"{op}: {name} must be {bound}, got {value}")
 
 
 def _check_input(x: Tensor, op: str) -> None:
@@ -208,15 +189,14 @@ def pool_geometry(
     x: Tensor, op: str, kernel_size, stride, padding, dilation, ceil_mode: bool
 ) -> PoolGeometry:
     """Check the pooling arguments as PyTorch does and compute the output size."""
-    kernel = _pair(kernel_size, "kernel_size", op)
+    kernel = positive_pair(kernel_size, "kernel_size", op)
     stride = (
-        kernel if stride is None or stride == [] or stride == () else _pair(stride, "stride", op)
+        kernel
+        if stride is None or stride == [] or stride == ()
+        else positive_pair(stride, "stride", op)
     )
-    padding, dilation = _pair(padding, "padding", op), _pair(dilation, "dilation", op)
-    _check_positive(kernel, "kernel_size", op)
-    _check_positive(stride, "stride", op)
-    _check_positive(dilation, "dilation", op)
-    _check_positive(padding, "padding", op, minimum=0)
+    padding = positive_pair(padding, "padding", op, minimum=0)
+    dilation = positive_pair(dilation, "dilation", op)
     if any(p > k // 2 for p, k in zip(padding, kernel, strict=True)):
         raise ValueError(
             f"{op}: padding should be at most half of kernel_size, got padding={padding} "
@@ -331,7 +311,7 @@ class MaxPool2d(Function):
 
 
 def max_pool2d(
-    input: Tensor,  # noqa: A002 - PyTorch's names
+    input: Tensor,
     kernel_size,
     stride=None,
     padding=0,
@@ -434,7 +414,7 @@ class AvgPool2d(Function):
 
 
 def avg_pool2d(
-    input: Tensor,  # noqa: A002
+    input: Tensor,
     kernel_size,
     stride=None,
     padding=0,
@@ -560,7 +540,7 @@ def _check_unpool_indices(x: Tensor, indices, size: tuple[int, int]) -> None:
 
 
 def max_unpool2d(
-    input: Tensor,  # noqa: A002
+    input: Tensor,
     indices: Tensor,
     kernel_size,
     stride=None,
@@ -584,12 +564,9 @@ def max_unpool2d(
         that would need a device-to-host sync.
     """
     _check_input(input, "max_unpool2d")
-    kernel = _pair(kernel_size, "kernel_size", "max_unpool2d")
-    stride = kernel if stride is None else _pair(stride, "stride", "max_unpool2d")
-    padding = _pair(padding, "padding", "max_unpool2d")
-    _check_positive(kernel, "kernel_size", "max_unpool2d")
-    _check_positive(stride, "stride", "max_unpool2d")
-    _check_positive(padding, "padding", "max_unpool2d", minimum=0)
+    kernel = positive_pair(kernel_size, "kernel_size", "max_unpool2d")
+    stride = kernel if stride is None else positive_pair(stride, "stride", "max_unpool2d")
+    padding = positive_pair(padding, "padding", "max_unpool2d", minimum=0)
     size = unpooled_size(input, kernel, stride, padding, output_size)
     _check_unpool_indices(input, indices, size)
     return MaxUnpool2d.apply(input, indices, out_size=size)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import numbers
 from collections import namedtuple
 
 from minigrad import backend
 from minigrad.autograd import Function
-from minigrad.ops.activation import normalize_dim
+from minigrad.ops.arguments import normalize_dim
 from minigrad.tensor import Tensor
 
 ValuesIndices = namedtuple("ValuesIndices", ["values", "indices"])
@@ -16,7 +17,7 @@ def normalize_dims(dim, ndim: int, op: str) -> tuple | None:
     """``dim`` (None, int or sequence) as a sorted tuple of axes; None means all axes."""
     if dim is None:
         return None
-    dims = (dim,) if isinstance(dim, int) else tuple(dim)
+    dims = (dim,) if isinstance(dim, numbers.Integral) else tuple(dim)
     axes = tuple(sorted({normalize_dim(d, ndim, op) for d in dims}))
     if len(axes) != len(dims):
         raise ValueError(f"{op}: dim {dim} names an axis twice")
@@ -82,14 +83,15 @@ class AMax(Function):
 
     def forward(self, x, axes, keepdim, take_min=False):
         y = x.min(axis=axes, keepdims=True) if take_min else x.max(axis=axes, keepdims=True)
-        winners = x == y
-        self.save_for_backward(winners / winners.sum(axis=axes, keepdims=True))
         self.args = (axes, keepdim, x.shape)
+        if any(self.needs_input_grad):
+            winners = x == y
+            self.save_for_backward(winners, winners.sum(axis=axes, keepdims=True).astype(x.dtype))
         return y if keepdim else (y.reshape(()) if axes is None else y.squeeze(axis=axes))
 
     def backward(self, gy):
-        (share,) = self.saved
-        return _expand_back(gy, *self.args) * share.astype(gy.dtype, copy=False)
+        winners, count = self.saved
+        return _expand_back(gy, *self.args) * (winners / count)
 
 
 class MaxAlongDim(Function):
@@ -113,11 +115,11 @@ class MaxAlongDim(Function):
         return gx
 
 
-def sum(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:  # noqa: A001, A002
+def sum(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     return Sum.apply(input, axes=normalize_dims(dim, input.ndim, "sum"), keepdim=keepdim)
 
 
-def mean(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:  # noqa: A002
+def mean(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     if input.dtype.kind not in "fc":
         raise TypeError(f"mean: input dtype must be floating point, got {input.dtype}")
     return Mean.apply(input, axes=normalize_dims(dim, input.ndim, "mean"), keepdim=keepdim)
@@ -128,7 +130,7 @@ def var(
     dim=None,
     unbiased: bool = True,
     keepdim: bool = False,
-    *,  # noqa: A002
+    *,
     correction=None,
 ) -> Tensor:
     """Variance over ``dim``; ``correction`` (if given) overrides ``unbiased``, as in torch."""
@@ -138,7 +140,7 @@ def var(
     return Var.apply(input, axes=axes, keepdim=keepdim, correction=correction)
 
 
-def _extreme(op: str, input: Tensor, dim, keepdim: bool, take_min: bool):  # noqa: A002
+def _extreme(op: str, input: Tensor, dim, keepdim: bool, take_min: bool):
     if input.numel() == 0:
         raise RuntimeError(f"{op}: the input is empty (shape {input.shape})")
     if dim is None:
@@ -147,21 +149,21 @@ def _extreme(op: str, input: Tensor, dim, keepdim: bool, take_min: bool):  # noq
     return ValuesIndices(*MaxAlongDim.apply(input, dim=axis, keepdim=keepdim, take_min=take_min))
 
 
-def max(input: Tensor, dim=None, keepdim: bool = False):  # noqa: A001, A002
+def max(input: Tensor, dim=None, keepdim: bool = False):
     """The largest value, or with ``dim`` the (values, indices) named tuple, as ``torch.max``."""
     return _extreme("max", input, dim, keepdim, take_min=False)
 
 
-def min(input: Tensor, dim=None, keepdim: bool = False):  # noqa: A001, A002
+def min(input: Tensor, dim=None, keepdim: bool = False):
     """The smallest value, or with ``dim`` the (values, indices) named tuple, as ``torch.min``."""
     return _extreme("min", input, dim, keepdim, take_min=True)
 
 
-def amax(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:  # noqa: A002
+def amax(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     return AMax.apply(input, axes=normalize_dims(dim, input.ndim, "amax"), keepdim=keepdim)
 
 
-def argmax(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:  # noqa: A002
+def argmax(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     if dim is None:
         return Tensor._wrap(input.data.argmax().astype(input.xp.int64))
     axis = normalize_dim(dim, input.ndim, "argmax")

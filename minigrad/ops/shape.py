@@ -7,15 +7,8 @@ import math
 
 from minigrad import backend
 from minigrad.autograd import Function
-from minigrad.ops.activation import normalize_dim
+from minigrad.ops.arguments import normalize_dim, shape_arg
 from minigrad.tensor import Tensor
-
-
-def _shape_arg(shape) -> tuple:
-    """Accept ``f(2, 3)`` and ``f((2, 3))`` as PyTorch does."""
-    if len(shape) == 1 and isinstance(shape[0], tuple | list):
-        return tuple(shape[0])
-    return tuple(shape)
 
 
 def infer_shape(shape: tuple, numel: int, source: tuple) -> tuple:
@@ -125,15 +118,13 @@ class Index(Function):
         return gx
 
 
-def reshape(input: Tensor, *shape) -> Tensor:  # noqa: A002 - PyTorch's names
-    shape = infer_shape(_shape_arg(shape), input.numel(), input.shape)
-    if shape == input.shape:
-        return input
+def reshape(input: Tensor, *shape) -> Tensor:
+    shape = infer_shape(shape_arg(shape), input.numel(), input.shape)
     return Reshape.apply(input, shape=shape)
 
 
-def permute(input: Tensor, *dims) -> Tensor:  # noqa: A002
-    dims = _shape_arg(dims)
+def permute(input: Tensor, *dims) -> Tensor:
+    dims = shape_arg(dims)
     if len(dims) != input.ndim:
         raise ValueError(
             f"permute: got {len(dims)} dims {dims} for a tensor of shape {input.shape}"
@@ -144,7 +135,7 @@ def permute(input: Tensor, *dims) -> Tensor:  # noqa: A002
     return Permute.apply(input, dims=dims)
 
 
-def transpose(input: Tensor, dim0: int, dim1: int) -> Tensor:  # noqa: A002
+def transpose(input: Tensor, dim0: int, dim1: int) -> Tensor:
     dims = list(range(input.ndim))
     a, b = (
         normalize_dim(dim0, input.ndim, "transpose"),
@@ -154,7 +145,7 @@ def transpose(input: Tensor, dim0: int, dim1: int) -> Tensor:  # noqa: A002
     return Permute.apply(input, dims=tuple(dims))
 
 
-def flatten(input: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:  # noqa: A002
+def flatten(input: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     if input.ndim == 0:
         return reshape(input, 1)
     start = normalize_dim(start_dim, input.ndim, "flatten")
@@ -167,7 +158,7 @@ def flatten(input: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:  # 
     return reshape(input, shape)
 
 
-def squeeze(input: Tensor, dim=None) -> Tensor:  # noqa: A002
+def squeeze(input: Tensor, dim=None) -> Tensor:
     """Drop size-1 dims (all of them, or those in ``dim``; other sizes are left, as in torch)."""
     if dim is None:
         dims = range(input.ndim)
@@ -180,14 +171,14 @@ def squeeze(input: Tensor, dim=None) -> Tensor:  # noqa: A002
     return reshape(input, tuple(n for i, n in enumerate(input.shape) if i not in drop))
 
 
-def unsqueeze(input: Tensor, dim: int) -> Tensor:  # noqa: A002
+def unsqueeze(input: Tensor, dim: int) -> Tensor:
     axis = normalize_dim(dim, input.ndim + 1, "unsqueeze")
     return reshape(input, input.shape[:axis] + (1,) + input.shape[axis:])
 
 
-def expand(input: Tensor, *sizes) -> Tensor:  # noqa: A002
+def expand(input: Tensor, *sizes) -> Tensor:
     """A broadcast view to ``sizes`` (-1 keeps a dim), as ``torch.Tensor.expand``."""
-    sizes = _shape_arg(sizes)
+    sizes = shape_arg(sizes)
     extra = len(sizes) - input.ndim
     if extra < 0:
         raise ValueError(f"expand: {len(sizes)} sizes {sizes} for a tensor of shape {input.shape}")
@@ -242,7 +233,7 @@ def stack(tensors, dim: int = 0) -> Tensor:
     return cat([unsqueeze(t, axis) for t in tensors], dim=axis)
 
 
-def pad(input: Tensor, pad, mode: str = "constant", value: float = 0.0) -> Tensor:  # noqa: A002
+def pad(input: Tensor, pad, mode: str = "constant", value: float | None = None) -> Tensor:
     """``torch.nn.functional.pad`` (constant mode): ``pad`` lists (left, right) pairs
     starting from the last dim; negative amounts crop."""
     if mode != "constant":
@@ -256,7 +247,7 @@ def pad(input: Tensor, pad, mode: str = "constant", value: float = 0.0) -> Tenso
     widths = [(0, 0)] * input.ndim
     for i in range(len(pad) // 2):
         widths[input.ndim - 1 - i] = (pad[2 * i], pad[2 * i + 1])
-    return ConstantPad.apply(input, widths=tuple(widths), value=value)
+    return ConstantPad.apply(input, widths=tuple(widths), value=0 if value is None else value)
 
 
 def _index_part(part, x: Tensor):
@@ -276,7 +267,7 @@ def _is_index_array(part) -> bool:
     return hasattr(part, "dtype") and getattr(part, "ndim", 0) > 0
 
 
-def index(input: Tensor, key) -> Tensor:  # noqa: A002
+def index(input: Tensor, key) -> Tensor:
     """``input[key]`` for ints, slices, None, Ellipsis, integer arrays and boolean masks."""
     parts = key if isinstance(key, tuple) else (key,)
     parts = tuple(_index_part(p, input) for p in parts)
@@ -302,16 +293,22 @@ def _bool_masks_as_positions(parts: tuple) -> tuple:
 
 
 def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
-    """int64 one-hot encoding with a new last dim, as ``torch.nn.functional.one_hot``."""
+    """int64 one-hot encoding with a new last dim, as ``torch.nn.functional.one_hot``.
+
+    ``num_classes=-1`` reads the largest class from the data (a host sync on the GPU, as in
+    PyTorch). Classes are range-checked on the CPU only, to keep GPU steps free of syncs.
+    """
     if tensor.dtype.kind not in "iu":
         raise TypeError(f"one_hot: expected an integer tensor, got dtype {tensor.dtype}")
     xp = tensor.xp
     if num_classes == -1:
         num_classes = int(tensor.data.max()) + 1 if tensor.numel() else 0
-    if tensor.numel() and (int(tensor.data.min()) < 0 or int(tensor.data.max()) >= num_classes):
-        raise ValueError(
-            f"one_hot: class values must be in [0, {num_classes}), got values in "
-            f"[{int(tensor.data.min())}, {int(tensor.data.max())}]"
-        )
-    classes = xp.arange(num_classes, dtype=tensor.dtype)
+    if tensor.device == "cpu" and tensor.numel():
+        low, high = int(tensor.data.min()), int(tensor.data.max())
+        if low < 0 or high >= num_classes:
+            raise ValueError(
+                f"one_hot: class values must be in [0, {num_classes}), got values in "
+                f"[{low}, {high}]"
+            )
+    classes = xp.arange(num_classes, dtype=xp.int64)
     return Tensor._wrap((tensor.data[..., None] == classes).astype(xp.int64))

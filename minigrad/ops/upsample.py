@@ -16,7 +16,7 @@ import numbers
 
 from minigrad import backend
 from minigrad.autograd import Function
-from minigrad.ops.pooling import is_int
+from minigrad.ops.arguments import is_int
 from minigrad.tensor import Tensor
 
 MODES = ("nearest", "bilinear")
@@ -241,7 +241,7 @@ def _check_mode(mode: str, align_corners) -> None:
 
 
 def interpolate(
-    input: Tensor,  # noqa: A002 - PyTorch's names
+    input: Tensor,
     size=None,
     scale_factor=None,
     mode: str = "nearest",

@@ -149,3 +149,36 @@ def test_a_wrong_backward_shape_names_the_op(device):
     x, _ = _pair([1.0, 2.0], device)
     with pytest.raises(RuntimeError, match=r"Broken.backward returned a gradient of shape \(1,\)"):
         Broken.apply(x).sum().backward()
+
+
+def test_no_grad_decorator_is_reentrant():
+    @mg.no_grad()
+    def countdown(n):
+        return countdown(n - 1) if n else mg.is_grad_enabled()
+
+    assert countdown(3) is False
+    assert mg.is_grad_enabled()
+
+
+def test_set_grad_enabled_works_as_a_context_manager():
+    with mg.set_grad_enabled(False):
+        assert not mg.is_grad_enabled()
+    assert mg.is_grad_enabled()
+
+
+def test_a_leaf_gradient_does_not_share_the_callers_gradient(device):
+    a, _ = _pair([1.0, 2.0], device)
+    g = mg.ones(2, dtype=mg.float64, device=device)
+    (a * 1).backward(g)
+    a.grad.data[...] = 5
+    np.testing.assert_array_equal(g.numpy(), [1.0, 1.0])
+
+
+def test_numpy_and_zero_dim_scalars_do_not_upcast(device):
+    x = mg.ones(2, device=device)
+    assert (x * np.float64(2)).dtype == np.float32
+    assert (np.float64(2) * x).dtype == np.float32
+    assert (x * mg.tensor(np.float64(2), device=device)).dtype == np.float32
+    assert (
+        mg.arange(2, device=device) * mg.tensor(2.0, dtype=mg.float64, device=device)
+    ).dtype == (np.float64)

@@ -14,7 +14,9 @@ from minigrad import backend
 
 PACKAGE = Path(mg.__file__).parent
 SOURCES = [p for p in PACKAGE.rglob("*.py") if "testing" not in p.parts]
-XP_NAME = re.compile(r"\bxp\.([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)")
+XP_NAME = re.compile(
+    r"(?:\bxp|get_array_module\([^()]*\))\.([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)"
+)
 # NumPy functions allowed in ops: they act on dtypes or Python numbers, never on tensor data.
 DTYPE_HELPERS = {
     "dtype",
@@ -29,7 +31,6 @@ DTYPE_HELPERS = {
     "bool_",
     "iinfo",
     "finfo",
-    "prod",
     "generic",
 }
 

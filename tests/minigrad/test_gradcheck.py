@@ -45,3 +45,10 @@ def test_checks_only_inputs_that_require_grad(device):
     assert gradcheck(lambda a, b: a * b, [x, c])
     with pytest.raises(ValueError, match="no input requires grad"):
         gradcheck(lambda a: a * 2, [c])
+
+
+def test_leaves_the_callers_tensors_untouched(device):
+    x = mg.tensor(np.array([[0.5, -1.0], [2.0, 3.0]]).T, device=device, requires_grad=True)
+    before = x.data
+    assert gradcheck(lambda t: t * t, [x])
+    assert x.data is before and x.grad is None

@@ -65,3 +65,47 @@ def test_item_needs_a_single_value():
 def test_unknown_device_is_named():
     with pytest.raises(mg.DeviceError, match="'tpu'"):
         mg.zeros(2, device="tpu")
+
+
+def test_tensor_copies_its_input_like_torch():
+    a = np.zeros(3, dtype=np.float32)
+    t = mg.tensor(a)
+    t.data += 1
+    assert a.sum() == 0
+    source = torch.zeros(3)
+    mg.tensor(source).data += 1
+    assert source.sum().item() == 0
+
+
+def test_torch_tensors_convert_on_the_cpu_device():
+    t = mg.tensor(torch.ones(2, dtype=torch.float64), device="cpu")
+    assert t.device == "cpu" and t.dtype == np.float64
+
+
+def test_ops_refuse_raw_arrays_with_a_clear_error():
+    import minigrad.functional as F
+
+    with pytest.raises(TypeError, match="argument 0 must be a Tensor, got ndarray"):
+        F.relu(np.ones(3))
+
+
+def test_factories_treat_dtype_none_as_float32():
+    for factory in (mg.zeros, mg.ones, mg.empty, mg.randn, mg.rand):
+        assert factory(2, dtype=None).dtype == np.float32
+
+
+def test_to_the_same_dtype_and_device_returns_self(device):
+    x = mg.ones(2, device=device)
+    assert x.to(device) is x and x.float() is x and x.to(device, dtype=mg.float64) is not x
+
+
+def test_comparing_with_none_is_false():
+    x = mg.ones(2)
+    assert (x == None) is False  # noqa: E711 - the point of the test
+    assert x in [x]
+
+
+def test_as_tensor_matches_torch_signature(device):
+    x = mg.ones(2, device=device)
+    assert mg.as_tensor(x) is x
+    assert mg.as_tensor([1.0, 2.0], dtype=mg.float64, device=device).dtype == np.float64

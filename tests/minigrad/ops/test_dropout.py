@@ -135,12 +135,23 @@ def test_dropout2d_rejects_other_ranks(device, shape):
         dropout2d(mg.ones(*shape, device=device))
 
 
-def test_inplace_writes_into_input_when_no_graph_is_recorded(device):
+def test_inplace_writes_into_input_under_no_grad(device):
     mg.manual_seed(0)
     _, t = _positive(0, (8, 9), np.float32, device, requires_grad=False)
-    out = dropout(t, p=0.5, inplace=True)
+    with mg.no_grad():
+        out = dropout(t, p=0.5, inplace=True)
     assert out is t
     assert np.any(t.numpy() == 0)
+
+
+def test_inplace_in_grad_mode_leaves_input_untouched(device):
+    """``b`` may be saved by another op (``a * b``): overwriting it would corrupt a.grad."""
+    a = mg.ones(4, device=device, requires_grad=True)
+    b = mg.full((4,), 2.0, device=device)
+    y = a * b
+    dropout(b, p=0.5, inplace=True)
+    y.sum().backward()
+    np.testing.assert_array_equal(a.grad.numpy(), np.full(4, 2.0, dtype=np.float32))
 
 
 def test_inplace_with_graph_leaves_input_untouched(device):
