@@ -91,10 +91,16 @@ class LogSoftmax(Function):
 
 
 def relu(input: Tensor, inplace: bool = False) -> Tensor:
+    """max(x, 0), as ``torch.nn.functional.relu``.
+
+    ``inplace`` is accepted for PyTorch's signature; the result is always a new tensor
+    (without version counters an in-place write could corrupt a value saved for backward).
+    """
     return ReLU.apply(input)
 
 
 def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
+    """x if x > 0 else negative_slope * x; ``inplace`` as in :func:`relu`."""
     return LeakyReLU.apply(input, negative_slope=negative_slope)
 
 

@@ -8,6 +8,7 @@ from collections import namedtuple
 from minigrad import backend
 from minigrad.autograd import Function
 from minigrad.ops.arguments import normalize_dim
+from minigrad.ops.elementwise import maximum, minimum
 from minigrad.tensor import Tensor
 
 ValuesIndices = namedtuple("ValuesIndices", ["values", "indices"])
@@ -150,12 +151,18 @@ def _extreme(op: str, input: Tensor, dim, keepdim: bool, take_min: bool):
 
 
 def max(input: Tensor, dim=None, keepdim: bool = False):
-    """The largest value, or with ``dim`` the (values, indices) named tuple, as ``torch.max``."""
+    """The largest value, or with ``dim`` the (values, indices) named tuple, as ``torch.max``;
+    ``max(a, b)`` with a tensor ``b`` is the elementwise maximum."""
+    if isinstance(dim, Tensor):
+        return maximum(input, dim)
     return _extreme("max", input, dim, keepdim, take_min=False)
 
 
 def min(input: Tensor, dim=None, keepdim: bool = False):
-    """The smallest value, or with ``dim`` the (values, indices) named tuple, as ``torch.min``."""
+    """The smallest value, or with ``dim`` the (values, indices) named tuple, as ``torch.min``;
+    ``min(a, b)`` with a tensor ``b`` is the elementwise minimum."""
+    if isinstance(dim, Tensor):
+        return minimum(input, dim)
     return _extreme("min", input, dim, keepdim, take_min=True)
 
 

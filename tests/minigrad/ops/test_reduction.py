@@ -143,3 +143,9 @@ def test_reduction_gradcheck(device, fn):
 def test_reduction_dim_out_of_range_is_clear(device):
     with pytest.raises(IndexError, match="sum: dim 3 is out of range"):
         mg.ones(2, 3, device=device).sum(dim=3)
+
+
+def test_max_min_of_two_tensors_are_elementwise_like_torch(device):
+    a, b = random_array(0, (2, 3), np.float64), random_array(1, (3,), np.float64)
+    check_parity(lambda x, y: mg.max(x, y), lambda x, y: torch.max(x, y), [a, b], device)
+    check_parity(lambda x, y: x.min(y), lambda x, y: x.min(y), [a, b], device)
