@@ -4,6 +4,7 @@ Use as ``import minigrad.functional as F``.
 """
 
 from minigrad.ops.activation import leaky_relu, log_softmax, relu, sigmoid, softmax, tanh
+from minigrad.ops.conv import conv2d, conv_transpose2d
 from minigrad.ops.dropout import dropout, dropout2d
 from minigrad.ops.loss import binary_cross_entropy_with_logits, cross_entropy, nll_loss
 from minigrad.ops.matmul import linear
@@ -13,6 +14,8 @@ from minigrad.ops.shape import one_hot, pad
 from minigrad.ops.upsample import interpolate
 
 __all__ = [
+    "conv2d",
+    "conv_transpose2d",
     "batch_norm",
     "binary_cross_entropy_with_logits",
     "cross_entropy",

@@ -1,0 +1,276 @@
+"""What the convolution family shares: the padded layout, im2col, col2im, tiles and threads.
+
+The input is zero-padded once into a flat buffer, one row of ``flat`` values per (sample,
+channel) holding an (hp, wp) image. The *window* of kernel offset (i, j) is the part of that
+buffer the offset sees, shaped like the output:
+
+- stride 1 ("wide" layout): a contiguous slice of the flat buffer, viewed as (Ho, wp): each
+  output row carries ``wp - Wo`` garbage columns, cropped at the end. Every copy and product
+  is then one long vectorised loop, instead of one short loop per output row.
+- with a stride: the strided view (Ho, Wo) of the padded image.
+
+``im2col`` copies the window of each kernel offset into a column buffer (C, kh, kw, n, R, wq):
+one copy per offset, never a loop over pixels or samples. Reshaped to (C*kh*kw, n*R*wq) it is
+the right operand of one GEMM, with the samples side by side so that the GEMM is wide even for
+small images (a GEMM of fewer than ~2,000 columns runs at half speed). ``col2im``, its adjoint,
+adds each offset's columns back into the windows of a padded gradient buffer; in the wide
+layout the columns' garbage entries must be zero (they are when the output gradient's are).
+
+On the CPU the columns are built tile by tile (a few samples, or a band of output rows of one
+sample) of at least :data:`MIN_TILE_COLUMNS` columns (and :data:`CPU_TILE_BYTES` bytes), so the
+column buffer stays a fraction of the full im2col matrix while the GEMM stays wide.
+
+:func:`parallel_over` splits memory-bound loops between threads (NumPy releases the GIL); the
+depthwise conv uses it. im2col and col2im do not: they run between GEMMs, whose BLAS workers
+keep spinning on the other core for a while after each call, and measured no faster threaded.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from minigrad import backend
+
+CPU_TILE_BYTES = 6 << 20
+MIN_TILE_COLUMNS = 4096
+GPU_TILE_BYTES = 512 << 20
+CPU_WORKERS = max(1, min(4, os.cpu_count() or 1))
+MIN_PARALLEL_ELEMENTS = 1 << 16
+MAX_CACHED_SCRATCH_BYTES = 64 << 20
+
+_cache = threading.local()
+
+
+@dataclass(frozen=True)
+class ConvGeometry:
+    """The sizes of one convolution, seen from the conv2d side: (N, C, H, W) -> (N, Co, Ho, Wo).
+
+    ``pad_h``/``pad_w`` are the top/left zero padding; the bottom/right padding is implied by
+    ``out_h``/``out_w``. The transposed convolution uses the geometry of the conv2d it is the
+    adjoint of (its output is this geometry's input).
+    """
+
+    batch: int
+    in_channels: int
+    in_h: int
+    in_w: int
+    out_channels: int
+    out_h: int
+    out_w: int
+    kh: int
+    kw: int
+    sy: int
+    sx: int
+    pad_h: int
+    pad_w: int
+    dy: int
+    dx: int
+    groups: int
+
+    @property
+    def in_shape(self) -> tuple:
+        return (self.batch, self.in_channels, self.in_h, self.in_w)
+
+    @property
+    def out_shape(self) -> tuple:
+        return (self.batch, self.out_channels, self.out_h, self.out_w)
+
+    @property
+    def weight_shape(self) -> tuple:
+        return (self.out_channels, self.in_channels // self.groups, self.kh, self.kw)
+
+    @property
+    def col_rows(self) -> int:
+        """C*kh*kw: the rows of one sample's column matrix (the GEMM reduction, all groups)."""
+        return self.in_channels * self.kh * self.kw
+
+
+class PaddedLayout:
+    """Where the padded images live in a flat buffer, and the window each kernel offset sees.
+
+    Buffers have any leading dims (samples, channels or planes) and a last dim of ``flat``.
+    Work arrays (outputs in window layout) end in (Ho, wq); ``wq = wp`` in the wide layout.
+    """
+
+    def __init__(self, g: ConvGeometry):
+        self.g = g
+        self.wide = (g.sy, g.sx) == (1, 1)
+        self.hp = max(g.pad_h + g.in_h, (g.out_h - 1) * g.sy + (g.kh - 1) * g.dy + 1)
+        self.wp = max(g.pad_w + g.in_w, (g.out_w - 1) * g.sx + (g.kw - 1) * g.dx + 1)
+        self.wq = self.wp if self.wide else g.out_w
+        self.flat = self.hp * self.wp + ((g.kw - 1) * g.dx if self.wide else 0)
+
+    @property
+    def disjoint(self) -> bool:
+        """True when no two kernel offsets' windows share a pixel (dilated kernel <= stride)."""
+        g = self.g
+        return g.dy * (g.kh - 1) < g.sy and g.dx * (g.kw - 1) < g.sx
+
+    def image(self, buffer):
+        """The (..., hp, wp) padded images of a buffer."""
+        return buffer[..., : self.hp * self.wp].reshape(*buffer.shape[:-1], self.hp, self.wp)
+
+    def interior(self, buffer):
+        """The (..., H, W) unpadded part of a buffer."""
+        g = self.g
+        return self.image(buffer)[..., g.pad_h : g.pad_h + g.in_h, g.pad_w : g.pad_w + g.in_w]
+
+    def padded(self, x):
+        """A buffer holding ``x`` (..., H, W) zero-padded (``x`` itself when it needs none)."""
+        xp = backend.get_array_module(x)
+        if self.flat == self.g.in_h * self.g.in_w:
+            return xp.ascontiguousarray(x).reshape(*x.shape[:-2], self.flat)
+        buffer = xp.zeros((*x.shape[:-2], self.flat), dtype=x.dtype)
+        self.interior(buffer)[...] = x
+        return buffer
+
+    def window(self, buffer, i: int, j: int, rows: tuple):
+        """What kernel offset (i, j) sees for output rows ``rows``: a (..., R, wq) view."""
+        g = self.g
+        r = rows[1] - rows[0]
+        top = rows[0] * g.sy + i * g.dy
+        if self.wide:
+            start = top * self.wp + j * g.dx
+            return buffer[..., start : start + r * self.wp].reshape(*buffer.shape[:-1], r, self.wp)
+        row_slice = slice(top, top + (r - 1) * g.sy + 1, g.sy)
+        col_slice = slice(j * g.dx, j * g.dx + (g.out_w - 1) * g.sx + 1, g.sx)
+        return self.image(buffer)[..., row_slice, col_slice]
+
+    def cropped(self, work):
+        """The (..., Ho, Wo) outputs of a work array: the garbage columns dropped."""
+        return work[..., : self.g.out_w]
+
+    def offsets(self) -> list:
+        return [(i, j) for i in range(self.g.kh) for j in range(self.g.kw)]
+
+
+def im2col(buffer, layout: PaddedLayout, rows: tuple, out):
+    """Fill ``out`` (C, kh, kw, n, R, wq) with the windows of output rows ``rows``.
+
+    Args:
+        buffer: padded input (n, C, flat) of :class:`PaddedLayout` ``layout``.
+        layout: the padded layout.
+        rows: (first, stop) output rows of this tile, R = stop - first.
+        out: the column buffer to fill.
+    Returns:
+        ``out``.
+    """
+    for i, j in layout.offsets():
+        out[:, i, j] = layout.window(buffer, i, j, rows).swapaxes(0, 1)
+    return out
+
+
+def col2im(col, layout: PaddedLayout, rows: tuple, out):
+    """Add the columns ``col`` (C, kh, kw, n, R, wq) of output rows ``rows`` into ``out``.
+
+    The adjoint of :func:`im2col`: ``out`` (n, C, flat), a zeroed padded gradient buffer,
+    receives at each padded pixel the sum of the column entries that were copied from it (a copy
+    when the windows do not overlap, as in a 2x2 stride-2 transposed conv).
+    """
+    for i, j in layout.offsets():
+        window = layout.window(out, i, j, rows)
+        if layout.disjoint:
+            window[...] = col[:, i, j].swapaxes(0, 1)
+        else:
+            window += col[:, i, j].swapaxes(0, 1)
+    return out
+
+
+@dataclass(frozen=True)
+class Tile:
+    """A block of the column matrix: samples n0:n1 and output rows r0:r1 of each."""
+
+    n0: int
+    n1: int
+    r0: int
+    r1: int
+
+    @property
+    def samples(self) -> slice:
+        return slice(self.n0, self.n1)
+
+    @property
+    def rows(self) -> tuple:
+        return (self.r0, self.r1)
+
+    @property
+    def size(self) -> tuple:
+        """(samples, output rows) in this tile."""
+        return (self.n1 - self.n0, self.r1 - self.r0)
+
+
+def tile_columns(array, col_rows: int) -> int:
+    """Columns per tile for a column matrix of ``col_rows`` rows of ``array``'s dtype.
+
+    On the CPU: at least MIN_TILE_COLUMNS (for the GEMM's speed) and as many more as fit in
+    CPU_TILE_BYTES (for the cache); on the GPU as many as fit in GPU_TILE_BYTES.
+    """
+    row_bytes = col_rows * array.dtype.itemsize
+    if not backend.is_cpu_array(array):
+        return max(1, GPU_TILE_BYTES // row_bytes)
+    return max(1, MIN_TILE_COLUMNS, CPU_TILE_BYTES // row_bytes)
+
+
+def plan_tiles(batch: int, out_h: int, row_columns: int, columns: int) -> list:
+    """Cut (batch, out_h) into tiles of at most ``columns`` columns (``row_columns`` per row).
+
+    Whole samples go together while one sample fits; otherwise each sample is cut into bands
+    of rows (at least one row per tile). The first tile is the largest.
+    """
+    sample_columns = row_columns * out_h
+    if sample_columns <= columns:
+        step = columns // sample_columns
+        return [Tile(n, min(n + step, batch), 0, out_h) for n in range(0, batch, step)]
+    band = max(1, columns // row_columns)
+    return [
+        Tile(n, n + 1, r, min(r + band, out_h)) for n in range(batch) for r in range(0, out_h, band)
+    ]
+
+
+def scratch(like, size: int, slot: str):
+    """A flat scratch array of ``size`` elements of ``like``'s dtype, reused between calls.
+
+    On the CPU each thread keeps its largest buffer per slot (up to MAX_CACHED_SCRATCH_BYTES),
+    since fresh memory costs a page fault per page on every call. The array is valid until the
+    next request for the same slot in the same thread. On the GPU CuPy's memory pool already
+    reuses memory, so this is a plain ``empty``.
+    """
+    xp = backend.get_array_module(like)
+    nbytes = size * like.dtype.itemsize
+    if not backend.is_cpu_array(like) or nbytes > MAX_CACHED_SCRATCH_BYTES:
+        return xp.empty(size, dtype=like.dtype)
+    buffers = _cache.__dict__.setdefault("buffers", {})
+    key = (slot, like.dtype.str)
+    if key not in buffers or buffers[key].size < size:
+        buffers[key] = xp.empty(size, dtype=like.dtype)
+    return buffers[key][:size]
+
+
+@functools.cache
+def _executor() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(CPU_WORKERS, thread_name_prefix="minigrad-conv")
+
+
+def _chunks(items: list, parts: int) -> list:
+    """``items`` cut into at most ``parts`` contiguous, non-empty, near-equal chunks."""
+    parts = max(1, min(parts, len(items)))
+    bounds = [len(items) * k // parts for k in range(parts + 1)]
+    return [items[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
+def parallel_over(array, fn, items: list, work: int) -> None:
+    """Run ``fn(chunk)`` over contiguous chunks of ``items``, in threads for large NumPy work.
+
+    NumPy releases the GIL inside its loops, so memory-bound loops that write disjoint memory
+    run on several cores. On the GPU (and for small work) ``fn`` runs once over all items.
+    """
+    parts = CPU_WORKERS if backend.is_cpu_array(array) and work >= MIN_PARALLEL_ELEMENTS else 1
+    chunks = _chunks(items, parts)
+    futures = [_executor().submit(fn, chunk) for chunk in chunks[1:]]
+    fn(chunks[0])
+    for future in futures:
+        future.result()

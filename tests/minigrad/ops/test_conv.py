@@ -1,0 +1,399 @@
+"""conv2d and conv_transpose2d against PyTorch (output, input/weight/bias gradients), float64
+gradcheck, the tiled and threaded CPU paths, and bad input."""
+
+import contextlib
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as TF
+from helpers import check_parity, float_dtypes, layouts, random_array, seeds
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+import minigrad as mg
+from minigrad.gradcheck import gradcheck
+from minigrad.ops import conv as conv_ops
+from minigrad.ops import im2col
+from minigrad.ops.conv import conv2d, conv_transpose2d
+
+# PyTorch warns that its own asymmetric "same" padding copies the input; ours does not care.
+pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same':UserWarning")
+
+
+@st.composite
+def conv2d_cases(draw):
+    """Arguments of a conv2d: dense, grouped or depthwise (with a channel multiplier)."""
+    kind = draw(st.sampled_from(["dense", "grouped", "depthwise"]))
+    groups = 1 if kind == "dense" else draw(st.integers(2, 3 if kind == "grouped" else 4))
+    c_in = groups if kind == "depthwise" else groups * draw(st.integers(1, 2))
+    c_out = groups * draw(st.integers(1, 2))
+    kernel = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+    dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    padding = draw(
+        st.one_of(
+            st.integers(0, 2),
+            st.tuples(st.integers(0, 2), st.integers(0, 3)),
+            st.sampled_from(["same", "valid"]),
+        )
+    )
+    stride = (1, 1) if padding == "same" else (draw(st.integers(1, 3)), draw(st.integers(1, 4)))
+    pads = (0, 0) if isinstance(padding, str) else np.broadcast_to(padding, 2)
+    # the smallest input the (dilated) kernel fits into, then a few sizes more
+    smallest = [
+        max(1, d * (k - 1) + 1 - 2 * p) for k, d, p in zip(kernel, dilation, pads, strict=True)
+    ]
+    size = tuple(draw(st.integers(s, s + 4)) for s in smallest)
+    batch = draw(st.integers(1, 2))
+    return dict(
+        x=(batch, c_in, *size),
+        w=(c_out, c_in // groups, *kernel),
+        bias=draw(st.booleans()),
+        args=dict(stride=stride, padding=padding, dilation=dilation, groups=groups),
+    )
+
+
+@st.composite
+def conv_transpose2d_cases(draw):
+    """Arguments of a conv_transpose2d whose output is not empty."""
+    groups = draw(st.integers(1, 3))
+    c_in = groups * draw(st.integers(1, 2))
+    c_out = groups * draw(st.integers(1, 2))
+    kernel = (draw(st.integers(1, 4)), draw(st.integers(1, 3)))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 2)))
+    dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    padding = (draw(st.integers(0, 2)), draw(st.integers(0, 1)))
+    output_padding = tuple(
+        draw(st.integers(0, max(s, d) - 1)) for s, d in zip(stride, dilation, strict=True)
+    )
+    size = (draw(st.integers(1, 5)), draw(st.integers(1, 5)))
+    out = [
+        (n - 1) * s - 2 * p + d * (k - 1) + o + 1
+        for n, s, p, d, k, o in zip(
+            size, stride, padding, dilation, kernel, output_padding, strict=True
+        )
+    ]
+    assume(min(out) > 0)
+    batch = draw(st.integers(1, 2))
+    return dict(
+        x=(batch, c_in, *size),
+        w=(c_in, c_out // groups, *kernel),
+        bias=draw(st.booleans()),
+        args=dict(
+            stride=stride,
+            padding=padding,
+            output_padding=output_padding,
+            groups=groups,
+            dilation=dilation,
+        ),
+    )
+
+
+def _reduction(case, transpose: bool) -> int:
+    """The longest sum inside the op, for float32 tolerances: per output, or per weight."""
+    x, w = case["x"], case["w"]
+    per_output = (w[0] if transpose else w[1]) * w[2] * w[3]
+    per_weight = x[0] * x[2] * x[3] * (w[2] * w[3] if transpose else 1)
+    return max(per_output, per_weight, 1)
+
+
+def _check(case, dtype, seed, device, layout="contiguous", transpose=False):
+    ours, theirs = (conv_transpose2d, TF.conv_transpose2d) if transpose else (conv2d, TF.conv2d)
+    args = case["args"]
+    n_out = case["w"][1] * args["groups"] if transpose else case["w"][0]
+    arrays = [random_array(seed, case["x"], dtype), random_array(seed + 1, case["w"], dtype)]
+    if case["bias"]:
+        arrays.append(random_array(seed + 2, (n_out,), dtype))
+    check_parity(
+        lambda *t: ours(*t, **args),
+        lambda *t: theirs(*t, **args),
+        arrays,
+        device,
+        reduction=_reduction(case, transpose),
+        layout=layout,
+    )
+
+
+@settings(max_examples=40)
+@given(case=conv2d_cases(), dtype=float_dtypes, layout=layouts, seed=seeds)
+def test_conv2d_matches_torch(device, case, dtype, layout, seed):
+    _check(case, dtype, seed, device, layout)
+
+
+@settings(max_examples=30)
+@given(case=conv_transpose2d_cases(), dtype=float_dtypes, layout=layouts, seed=seeds)
+def test_conv_transpose2d_matches_torch(device, case, dtype, layout, seed):
+    _check(case, dtype, seed, device, layout, transpose=True)
+
+
+@contextlib.contextmanager
+def tiny_tiles():
+    """Force the CPU paths to tile (bands of one output row, one plane) and to use threads."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(im2col, "CPU_TILE_BYTES", 1)
+        patch.setattr(im2col, "GPU_TILE_BYTES", 1)
+        patch.setattr(im2col, "MIN_PARALLEL_ELEMENTS", 0)
+        patch.setattr(im2col, "CPU_WORKERS", 2)
+        patch.setattr(conv_ops, "DEPTHWISE_TILE_BYTES", 1)
+        yield
+
+
+@settings(max_examples=12)
+@given(case=conv2d_cases(), dtype=float_dtypes, seed=seeds)
+def test_conv2d_in_row_bands_and_threads_matches_torch(device, case, dtype, seed):
+    with tiny_tiles():
+        _check(case, dtype, seed, device)
+
+
+@settings(max_examples=8)
+@given(case=conv_transpose2d_cases(), dtype=float_dtypes, seed=seeds)
+def test_conv_transpose2d_in_row_bands_and_threads_matches_torch(device, case, dtype, seed):
+    with tiny_tiles():
+        _check(case, dtype, seed, device, transpose=True)
+
+
+def test_plan_tiles_groups_samples_or_cuts_rows():
+    assert [t.size for t in im2col.plan_tiles(5, 4, 5, 40)] == [(2, 4), (2, 4), (1, 4)]
+    assert [(t.n0, t.rows) for t in im2col.plan_tiles(2, 5, 5, 12)] == [
+        (0, (0, 2)),
+        (0, (2, 4)),
+        (0, (4, 5)),
+        (1, (0, 2)),
+        (1, (2, 4)),
+        (1, (4, 5)),
+    ]
+
+
+@pytest.mark.parametrize("samples_per_tile", [1, 2])
+def test_conv2d_tiles_of_whole_samples_match_torch(device, monkeypatch, samples_per_tile):
+    """Tiles of one or two whole samples (and a smaller last tile) out of a batch of 5."""
+    case = dict(
+        x=(5, 4, 4, 3),
+        w=(3, 4, 3, 3),
+        bias=True,
+        args=dict(stride=1, padding=1, dilation=1, groups=1),
+    )
+    columns = samples_per_tile * 4 * (3 + 2)  # Ho * wp: the wide layout pads each row to 5
+    monkeypatch.setattr(im2col, "MIN_TILE_COLUMNS", columns)
+    monkeypatch.setattr(im2col, "CPU_TILE_BYTES", 1)
+    monkeypatch.setattr(im2col, "GPU_TILE_BYTES", columns * 4 * 3 * 3 * 8)
+    _check(case, np.float64, 0, device)
+
+
+def test_unbatched_input_matches_torch(device):
+    x, w = random_array(0, (3, 5, 6), np.float64), random_array(1, (4, 3, 3, 3), np.float64)
+    check_parity(
+        lambda a, b: conv2d(a, b, padding=1),
+        lambda a, b: TF.conv2d(a, b, padding=1),
+        [x, w],
+        device,
+    )
+    wt = random_array(2, (3, 2, 2, 2), np.float64)
+    check_parity(
+        lambda a, b: conv_transpose2d(a, b, stride=2),
+        lambda a, b: TF.conv_transpose2d(a, b, stride=2),
+        [x, wt],
+        device,
+    )
+
+
+@pytest.mark.parametrize("groups", [1, 2])
+def test_empty_batch_matches_torch(device, groups):
+    x, w = np.zeros((0, 2, 5, 5)), random_array(1, (4, 2 // groups, 3, 3), np.float64)
+    check_parity(
+        lambda a, b: conv2d(a, b, padding=1, groups=groups),
+        lambda a, b: TF.conv2d(a, b, padding=1, groups=groups),
+        [x, w],
+        device,
+    )
+    wt = random_array(2, (2, 3, 2, 2), np.float64)
+    check_parity(
+        lambda a, b: conv_transpose2d(a, b, stride=2),
+        lambda a, b: TF.conv_transpose2d(a, b, stride=2),
+        [x, wt],
+        device,
+    )
+
+
+def test_only_weight_gradient_when_input_needs_none(device):
+    x, w = random_array(0, (2, 3, 5, 5), np.float64), random_array(1, (4, 3, 3, 3), np.float64)
+    weight = mg.tensor(w, device=device, requires_grad=True)
+    conv2d(mg.tensor(x, device=device), weight, stride=2).sum().backward()
+    expected = torch.tensor(w, requires_grad=True)
+    TF.conv2d(torch.tensor(x), expected, stride=2).sum().backward()
+    np.testing.assert_allclose(weight.grad.numpy(), expected.grad.numpy(), rtol=1e-10)
+
+
+GRADCHECK_CASES = {
+    "dense": ((1, 2, 4, 5), (3, 2, 3, 3), dict(padding=1)),
+    "strided_dilated": (
+        (2, 2, 5, 5),
+        (2, 2, 2, 3),
+        dict(stride=(2, 1), padding=(1, 2), dilation=2),
+    ),
+    "grouped": ((1, 4, 4, 4), (4, 2, 3, 2), dict(groups=2, padding=1)),
+    "depthwise": ((1, 2, 4, 4), (4, 1, 3, 3), dict(groups=2, padding="same")),
+    "depthwise_strided": ((1, 2, 5, 4), (2, 1, 3, 3), dict(groups=2, stride=2, padding=1)),
+    "pointwise": ((2, 3, 3, 3), (2, 3, 1, 1), dict()),
+}
+
+GRADCHECK_TRANSPOSE_CASES = {
+    "dense": ((1, 2, 3, 3), (2, 3, 3, 3), dict(stride=2, padding=1, output_padding=1)),
+    "grouped_dilated": ((1, 4, 3, 2), (4, 1, 2, 3), dict(groups=2, dilation=2, output_padding=1)),
+    "depthwise": ((1, 2, 3, 3), (2, 1, 3, 3), dict(groups=2, stride=2)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(GRADCHECK_CASES))
+def test_conv2d_gradcheck(device, name):
+    x_shape, w_shape, args = GRADCHECK_CASES[name]
+    tensors = [
+        mg.tensor(random_array(k, s, np.float64), device=device, requires_grad=True)
+        for k, s in enumerate((x_shape, w_shape, (w_shape[0],)))
+    ]
+    assert gradcheck(lambda x, w, b: conv2d(x, w, b, **args), tensors)
+
+
+@pytest.mark.parametrize("name", sorted(GRADCHECK_TRANSPOSE_CASES))
+def test_conv_transpose2d_gradcheck(device, name):
+    x_shape, w_shape, args = GRADCHECK_TRANSPOSE_CASES[name]
+    bias_shape = (w_shape[1] * args.get("groups", 1),)
+    tensors = [
+        mg.tensor(random_array(k, s, np.float64), device=device, requires_grad=True)
+        for k, s in enumerate((x_shape, w_shape, bias_shape))
+    ]
+    assert gradcheck(lambda x, w, b: conv_transpose2d(x, w, b, **args), tensors)
+
+
+def _tensors(x_shape, w_shape, dtype=np.float32, w_dtype=None, bias_shape=None, device="cpu"):
+    x = mg.tensor(np.zeros(x_shape, dtype), device=device)
+    w = mg.tensor(np.zeros(w_shape, w_dtype or dtype), device=device)
+    b = None if bias_shape is None else mg.tensor(np.zeros(bias_shape, dtype), device=device)
+    return x, w, b
+
+
+CONV2D_ERRORS = [
+    (
+        ((2, 3, 5, 5), (4, 3, 3, 3)),
+        dict(groups=2),
+        ValueError,
+        r"input channels \(3\).*groups \(2\)",
+    ),
+    (
+        ((2, 4, 5, 5), (3, 2, 3, 3)),
+        dict(groups=2),
+        ValueError,
+        r"output channels \(3\).*groups \(2\)",
+    ),
+    (((2, 3, 5, 5), (4, 2, 3, 3)), {}, ValueError, r"expects input with 2 channels.*got 3"),
+    (((2, 1, 3, 5, 5), (4, 3, 3, 3)), {}, ValueError, r"4-D input.*got shape \(2, 1, 3, 5, 5\)"),
+    (((5, 5), (4, 3, 3, 3)), {}, ValueError, r"4-D input"),
+    (((2, 3, 5, 5), (4, 3, 3)), {}, ValueError, r"weight must be 4-D.*\(4, 3, 3\)"),
+    (
+        ((2, 3, 2, 5), (4, 3, 3, 3)),
+        {},
+        ValueError,
+        r"output height .*\(2 \+ 0 - 1\*\(3-1\) - 1\) / 1\) \+ 1 = 0",
+    ),
+    (((2, 3, 5, 5), (4, 3, 3, 3)), dict(dilation=(1, 3)), ValueError, r"output width .* = -1"),
+    (((2, 3, 5, 5), (4, 3, 3, 3)), dict(stride=0), ValueError, r"stride must be positive, got 0"),
+    (
+        ((2, 3, 5, 5), (4, 3, 3, 3)),
+        dict(dilation=(1, -1)),
+        ValueError,
+        r"dilation must be positive",
+    ),
+    (((2, 3, 5, 5), (4, 3, 3, 3)), dict(padding=-1), ValueError, r"padding must be non-negative"),
+    (((2, 3, 5, 5), (4, 3, 3, 3)), dict(padding="full"), ValueError, r"padding must be 'valid'"),
+    (
+        ((2, 3, 5, 5), (4, 3, 3, 3)),
+        dict(padding="same", stride=2),
+        ValueError,
+        r"'same' needs stride 1",
+    ),
+    (
+        ((2, 3, 5, 5), (4, 3, 3, 3)),
+        dict(stride=(1, 2, 3)),
+        TypeError,
+        r"stride must be an int or a pair",
+    ),
+    (
+        ((2, 3, 5, 5), (4, 3, 3, 3)),
+        dict(groups=0),
+        ValueError,
+        r"groups must be a positive int, got 0",
+    ),
+]
+
+
+@pytest.mark.parametrize(("shapes", "args", "error", "match"), CONV2D_ERRORS)
+def test_conv2d_bad_input_raises(device, shapes, args, error, match):
+    x, w, _ = _tensors(*shapes, device=device)
+    with pytest.raises(error, match=match):
+        conv2d(x, w, **args)
+
+
+def test_conv2d_bad_dtype_and_bias_raise(device):
+    x, w, b = _tensors((1, 3, 5, 5), (4, 3, 3, 3), w_dtype=np.float64, device=device)
+    with pytest.raises(
+        TypeError, match="input and weight must have the same dtype, got float32 and float64"
+    ):
+        conv2d(x, w)
+    x, w, b = _tensors((1, 3, 5, 5), (4, 3, 3, 3), bias_shape=(3,), device=device)
+    with pytest.raises(ValueError, match=r"bias must have shape \(4,\).*got \(3,\)"):
+        conv2d(x, w, b)
+    x, w, b = _tensors((1, 3, 5, 5), (4, 3, 3, 3), bias_shape=(4,), device=device)
+    with pytest.raises(TypeError, match="input and bias must have the same dtype"):
+        conv2d(x, w, b.to(dtype=mg.float64))
+    with pytest.raises(TypeError, match="input must be a floating tensor, got dtype int64"):
+        conv2d(mg.tensor(np.zeros((1, 3, 5, 5), np.int64), device=device), w)
+
+
+CONV_TRANSPOSE2D_ERRORS = [
+    (((2, 3, 5, 5), (4, 3, 3, 3)), {}, ValueError, r"expects input with 4 channels.*got 3"),
+    (
+        ((2, 4, 5, 5), (4, 3, 3, 3)),
+        dict(groups=3),
+        ValueError,
+        r"input channels \(4\).*groups \(3\)",
+    ),
+    (
+        ((2, 4, 5, 5), (4, 3, 3, 3)),
+        dict(stride=2, output_padding=2),
+        ValueError,
+        r"smaller than either stride or dilation.*output_padding=2, stride=2",
+    ),
+    (
+        ((2, 4, 5, 5), (4, 3, 3, 3)),
+        dict(output_padding=-1, stride=2),
+        ValueError,
+        r"output_padding must be non-negative",
+    ),
+    (
+        ((2, 4, 1, 5), (4, 3, 3, 3)),
+        dict(padding=(2, 0)),
+        ValueError,
+        r"output height .*\(1-1\)\*1 - 2\*2 \+ 1\*\(3-1\) \+ 0 \+ 1 = -1",
+    ),
+    (
+        ((2, 4, 5, 5), (4, 3, 3, 3)),
+        dict(padding="same"),
+        ValueError,
+        r"padding must be an int or a pair",
+    ),
+    (((2, 4, 5, 5), (4, 3, 3, 3)), dict(dilation=0), ValueError, r"dilation must be positive"),
+    (((4, 5), (4, 3, 3, 3)), {}, ValueError, r"4-D input"),
+]
+
+
+@pytest.mark.parametrize(("shapes", "args", "error", "match"), CONV_TRANSPOSE2D_ERRORS)
+def test_conv_transpose2d_bad_input_raises(device, shapes, args, error, match):
+    x, w, _ = _tensors(*shapes, device=device)
+    with pytest.raises(error, match=match):
+        conv_transpose2d(x, w, **args)
+
+
+def test_conv_transpose2d_bias_of_wrong_shape_raises(device):
+    x, w, b = _tensors((1, 4, 5, 5), (4, 3, 3, 3), bias_shape=(6,), device=device)
+    with pytest.raises(ValueError, match=r"bias must have shape \(3,\).*got \(6,\)"):
+        conv_transpose2d(x, w, b, groups=1)
