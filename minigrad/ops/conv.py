@@ -11,7 +11,9 @@ Each picks the fastest of three paths for the geometry:
 - pointwise (1x1, stride 1, no padding): no im2col, the input reshaped is the GEMM operand;
 - depthwise (groups == in_channels, any channel multiplier m): a loop over the kh*kw kernel
   offsets accumulating strided-window products ``y += x_window * w[:, :, i, j]``, no column
-  buffer, in cache-sized blocks of planes split between threads;
+  buffer, in cache-sized blocks of planes split between threads; on a real GPU the forward
+  and the strided input gradient run as one CUDA kernel each (:mod:`minigrad.kernels.depthwise`,
+  with this path as its reference);
 - general (dense and grouped): im2col of a tile of samples or rows into columns
   (C*kh*kw, n*R*wq), and one GEMM per group, ``W (G, Co/G, Cg*kh*kw) @ col`` (see
   :mod:`minigrad.ops.im2col` for the layout and the tiling).
@@ -25,6 +27,8 @@ from __future__ import annotations
 
 from minigrad import backend
 from minigrad.autograd import Function
+from minigrad.kernels import depthwise as cuda_depthwise
+from minigrad.ops.arguments import pair, positive_pair
 from minigrad.ops.im2col import (
     ConvGeometry,
     PaddedLayout,
@@ -44,21 +48,6 @@ DEPTHWISE_TILE_BYTES = 1 << 20
 # ---- argument checking and geometry ---------------------------------------------------------
 
 
-def _pair(value, name: str, op: str) -> tuple:
-    """An int or a pair of ints as a pair; a clear error otherwise."""
-    pair = (value, value) if isinstance(value, int) else tuple(value)
-    if len(pair) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in pair):
-        raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
-    return pair
-
-
-def _positive_pair(value, name: str, op: str) -> tuple:
-    pair = _pair(value, name, op)
-    if min(pair) <= 0:
-        raise ValueError(f"{op}: {name} must be positive, got {value!r}")
-    return pair
-
-
 def _padding_pairs(padding, kernel: tuple, stride: tuple, dilation: tuple, op: str) -> tuple:
     """((top, bottom), (left, right)) for an int/pair padding or "same"/"valid" (conv2d only)."""
     if isinstance(padding, str):
@@ -72,10 +61,8 @@ def _padding_pairs(padding, kernel: tuple, stride: tuple, dilation: tuple, op: s
             raise ValueError(f"{op}: padding='same' needs stride 1, got stride={stride}")
         totals = [d * (k - 1) for k, d in zip(kernel, dilation, strict=True)]
         return tuple((t // 2, t - t // 2) for t in totals)
-    pair = _pair(padding, "padding", op)
-    if min(pair) < 0:
-        raise ValueError(f"{op}: padding must be non-negative, got {padding!r}")
-    return tuple((p, p) for p in pair)
+    ph, pw = positive_pair(padding, "padding", op, minimum=0)
+    return (ph, ph), (pw, pw)
 
 
 def _check_tensors(op: str, input: Tensor, weight: Tensor, bias: Tensor | None) -> None:  # noqa: A002
@@ -144,8 +131,8 @@ def conv2d_geometry(
             f"{op}: weight of shape {w_shape} with groups={groups} expects input with "
             f"{c_per_group * groups} channels (weight.shape[1] * groups), got {c} channels"
         )
-    sy, sx = _positive_pair(stride, "stride", op)
-    dy, dx = _positive_pair(dilation, "dilation", op)
+    sy, sx = positive_pair(stride, "stride", op)
+    dy, dx = positive_pair(dilation, "dilation", op)
     (pt, pb), (pl, pr) = _padding_pairs(padding, (kh, kw), (sy, sx), (dy, dx), op)
     out_h = _output_size(op, "height", h, pt + pb, kh, sy, dy)
     out_w = _output_size(op, "width", w, pl + pr, kw, sx, dx)
@@ -164,12 +151,12 @@ def conv_transpose2d_geometry(
             f"(weight.shape[0]), got {c} channels"
         )
     _check_groups(op, groups, c, c_out_per_group * groups)
-    sy, sx = _positive_pair(stride, "stride", op)
-    dy, dx = _positive_pair(dilation, "dilation", op)
+    sy, sx = positive_pair(stride, "stride", op)
+    dy, dx = positive_pair(dilation, "dilation", op)
     if isinstance(padding, str):
         raise ValueError(f"{op}: padding must be an int or a pair, got {padding!r}")
     (ph, _), (pw, _) = _padding_pairs(padding, (kh, kw), (sy, sx), (dy, dx), op)
-    oph, opw = _pair(output_padding, "output_padding", op)
+    oph, opw = pair(output_padding, "output_padding", op)
     for o, s, d in ((oph, sy, dy), (opw, sx, dx)):
         if o < 0 or (o >= s and o >= d):
             raise ValueError(
@@ -396,8 +383,18 @@ def _depthwise_scratch(xp, layout: PaddedLayout, step: int, multiplier: int, dty
     return padded, work
 
 
+def _cuda_geometry(g: ConvGeometry) -> dict:
+    return {
+        "stride": (g.sy, g.sx),
+        "padding": (g.pad_h, g.pad_w),
+        "dilation": (g.dy, g.dx),
+    }
+
+
 def _depthwise_forward(x, W, g: ConvGeometry):
     xp = backend.get_array_module(x)
+    if cuda_depthwise.supported(xp, x.dtype):
+        return cuda_depthwise.forward(xp, x, W, (g.out_h, g.out_w), **_cuda_geometry(g))
     layout = PaddedLayout(g)
     xs, ws = _planes(x, g)[:, 0], _plane_weights(W, g)
     y = xp.empty(g.out_shape, dtype=x.dtype)
@@ -425,6 +422,8 @@ def _depthwise_forward(x, W, g: ConvGeometry):
 def _depthwise_grad_input(gy, W, g: ConvGeometry):
     """The adjoint scatter ``gx_window += gy * w[:, :, i, j]`` (for strided depthwise convs)."""
     xp = backend.get_array_module(gy)
+    if cuda_depthwise.supported(xp, gy.dtype):
+        return cuda_depthwise.backward_input(xp, gy, W, g.in_shape, **_cuda_geometry(g))
     layout = PaddedLayout(g)
     gys, ws = _planes(gy, g), _plane_weights(W, g)
     gx = xp.empty(g.in_shape, dtype=gy.dtype)

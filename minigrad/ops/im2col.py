@@ -27,18 +27,14 @@ keep spinning on the other core for a while after each call, and measured no fas
 
 from __future__ import annotations
 
-import functools
-import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from minigrad import backend
+from minigrad import backend, parallel
 
 CPU_TILE_BYTES = 6 << 20
 MIN_TILE_COLUMNS = 4096
 GPU_TILE_BYTES = 512 << 20
-CPU_WORKERS = max(1, min(4, os.cpu_count() or 1))
 MIN_PARALLEL_ELEMENTS = 1 << 16
 MAX_CACHED_SCRATCH_BYTES = 64 << 20
 
@@ -250,27 +246,11 @@ def scratch(like, size: int, slot: str):
     return buffers[key][:size]
 
 
-@functools.cache
-def _executor() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(CPU_WORKERS, thread_name_prefix="minigrad-conv")
-
-
-def _chunks(items: list, parts: int) -> list:
-    """``items`` cut into at most ``parts`` contiguous, non-empty, near-equal chunks."""
-    parts = max(1, min(parts, len(items)))
-    bounds = [len(items) * k // parts for k in range(parts + 1)]
-    return [items[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
-
-
 def parallel_over(array, fn, items: list, work: int) -> None:
     """Run ``fn(chunk)`` over contiguous chunks of ``items``, in threads for large NumPy work.
 
     NumPy releases the GIL inside its loops, so memory-bound loops that write disjoint memory
     run on several cores. On the GPU (and for small work) ``fn`` runs once over all items.
     """
-    parts = CPU_WORKERS if backend.is_cpu_array(array) and work >= MIN_PARALLEL_ELEMENTS else 1
-    chunks = _chunks(items, parts)
-    futures = [_executor().submit(fn, chunk) for chunk in chunks[1:]]
-    fn(chunks[0])
-    for future in futures:
-        future.result()
+    threaded = backend.is_cpu_array(array) and work >= MIN_PARALLEL_ELEMENTS
+    parallel.run_in_parts(fn, items, parts=parallel.THREADS if threaded else 1)

@@ -12,6 +12,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import minigrad as mg
+from minigrad import parallel
 from minigrad.gradcheck import gradcheck
 from minigrad.ops import conv as conv_ops
 from minigrad.ops import im2col
@@ -133,7 +134,7 @@ def tiny_tiles():
         patch.setattr(im2col, "CPU_TILE_BYTES", 1)
         patch.setattr(im2col, "GPU_TILE_BYTES", 1)
         patch.setattr(im2col, "MIN_PARALLEL_ELEMENTS", 0)
-        patch.setattr(im2col, "CPU_WORKERS", 2)
+        patch.setattr(parallel, "THREADS", 2)
         patch.setattr(conv_ops, "DEPTHWISE_TILE_BYTES", 1)
         yield
 
@@ -315,7 +316,7 @@ CONV2D_ERRORS = [
         ((2, 3, 5, 5), (4, 3, 3, 3)),
         dict(stride=(1, 2, 3)),
         TypeError,
-        r"stride must be an int or a pair",
+        r"stride must be an int or a tuple of two ints",
     ),
     (
         ((2, 3, 5, 5), (4, 3, 3, 3)),
