@@ -535,6 +535,15 @@ def _bias_grad(gy):
 # ---- autograd Functions ---------------------------------------------------------------------
 
 
+def _three_grads(fn: Function, gy, grad_input, grad_weight) -> tuple:
+    """(gx, gW[, gb]) of a conv Function, each computed only when its input needs it."""
+    need = fn.needs_input_grad
+    grads = (grad_input() if need[0] else None, grad_weight() if need[1] else None)
+    if len(need) == 2:
+        return grads
+    return (*grads, _bias_grad(gy) if need[2] else None)
+
+
 class Conv2d(Function):
     """y = conv(x, W) + b; gx = conv_grad_input(gy), gW = gy col^T, gb = gy summed over N, H, W."""
 
@@ -547,12 +556,9 @@ class Conv2d(Function):
     def backward(self, gy):
         x, W = self.saved
         g = self.geometry
-        need = self.needs_input_grad
-        gx = conv_grad_input(gy, W, g) if need[0] else None
-        gw = conv_grad_weight(x, gy, g) if need[1] else None
-        if len(need) == 2:
-            return gx, gw
-        return gx, gw, _bias_grad(gy) if need[2] else None
+        return _three_grads(
+            self, gy, lambda: conv_grad_input(gy, W, g), lambda: conv_grad_weight(x, gy, g)
+        )
 
 
 class ConvTranspose2d(Function):
@@ -567,12 +573,9 @@ class ConvTranspose2d(Function):
     def backward(self, gy):
         x, W = self.saved
         g = self.geometry
-        need = self.needs_input_grad
-        gx = conv_forward(gy, W, g) if need[0] else None
-        gw = conv_grad_weight(gy, x, g) if need[1] else None
-        if len(need) == 2:
-            return gx, gw
-        return gx, gw, _bias_grad(gy) if need[2] else None
+        return _three_grads(
+            self, gy, lambda: conv_forward(gy, W, g), lambda: conv_grad_weight(gy, x, g)
+        )
 
 
 # ---- the functions users call ---------------------------------------------------------------
