@@ -1,4 +1,4 @@
-"""A training step on "gpu" moves nothing to the host but the loss scalar.
+"""A training step on "gpu" moves nothing to the host but the loss scalar, and uploads nothing.
 
 Counted with the fake_cupy stand-in's transfer counter, so this runs without a GPU. A small
 network written with the ops (conv, batch norm, relu, max pool, bilinear upsample, conv,
@@ -65,6 +65,7 @@ def test_one_training_step_moves_only_the_loss_to_the_host():
     assert np.isfinite(loss)
     assert transfers.to_host_calls == 1, f"{transfers.to_host_calls} host transfers, expected 1"
     assert transfers.to_host_bytes == 4
+    assert transfers.to_device_calls == 0, "a step should upload nothing (scalars are filled)"
 
 
 def test_the_step_matches_the_same_step_on_cpu():
