@@ -291,15 +291,32 @@ def _gemm_grad_input(gy, W, g: ConvGeometry):
 
 
 def _gemm_grad_weight(x, gy, g: ConvGeometry):
+    """Sum over tiles of ``gy_tile @ col_tile^T`` per group, as (G, Co/G, Cg*kh*kw).
+
+    Each product goes into a preallocated array (a batched matmul with a transposed operand
+    and no ``out`` takes a slower path); grouped convs compute the transpose ``col @ gy^T``,
+    whose thin right operand BLAS handles faster than a thin left one.
+    """
     xp = backend.get_array_module(x)
     layout = PaddedLayout(g)
     padded = layout.padded(x)
-    gw = xp.zeros((g.groups, g.out_channels // g.groups, g.col_rows // g.groups), dtype=x.dtype)
+    transposed = g.groups > 1
+    per_group, rows = g.out_channels // g.groups, g.col_rows // g.groups
+    shape = (g.groups, rows, per_group) if transposed else (g.groups, per_group, rows)
+    gw = xp.zeros(shape, dtype=x.dtype)
+    product = xp.empty_like(gw)
     buffers = _TileBuffers(x, g, layout)
     for tile in buffers.tiles:
         col = im2col(padded[tile.samples], layout, tile.rows, buffers.columns(tile))
         work, width = _gy_work(gy, tile, buffers), buffers.width(tile)
-        gw += _gemm_view(work, g.groups, width) @ _gemm_view(col, g.groups, width).swapaxes(1, 2)
+        gy_view, col_view = _gemm_view(work, g.groups, width), _gemm_view(col, g.groups, width)
+        if transposed:
+            xp.matmul(col_view, gy_view.swapaxes(1, 2), out=product)
+        else:
+            xp.matmul(gy_view, col_view.swapaxes(1, 2), out=product)
+        gw += product
+    if transposed:
+        gw = xp.ascontiguousarray(gw.swapaxes(1, 2))
     return gw.reshape(g.weight_shape)
 
 
