@@ -62,9 +62,12 @@ class Softmax(Function):
 
     def forward(self, x, dim):
         xp = backend.get_array_module(x)
+        self.dim = dim
+        if x.size == 0:
+            self.save_for_backward(x)
+            return x.copy()
         e = xp.exp(x - x.max(axis=dim, keepdims=True))
         y = e / e.sum(axis=dim, keepdims=True)
-        self.dim = dim
         self.save_for_backward(y)
         return y
 
@@ -78,9 +81,12 @@ class LogSoftmax(Function):
 
     def forward(self, x, dim):
         xp = backend.get_array_module(x)
+        self.dim = dim
+        if x.size == 0:
+            self.save_for_backward(x)
+            return x.copy()
         shifted = x - x.max(axis=dim, keepdims=True)
         y = shifted - xp.log(xp.exp(shifted).sum(axis=dim, keepdims=True))
-        self.dim = dim
         self.save_for_backward(y)
         return y
 

@@ -338,6 +338,8 @@ def clamp(x: Tensor, min=None, max=None) -> Tensor:
     """Limit ``x`` to [min, max]; the gradient passes where ``min <= x <= max``."""
     if min is None and max is None:
         raise ValueError("clamp: at least one of min and max must be given")
+    if x.dtype.kind not in "fc" and any(isinstance(b, float) for b in (min, max)):
+        x = x.to(numpy.float32)  # PyTorch promotes an integer tensor with float bounds
     return Clamp.apply(x, min=min, max=max)
 
 

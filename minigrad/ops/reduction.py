@@ -46,6 +46,8 @@ def reduced_count(shape: tuple, axes) -> int:
 class Sum(Function):
     def forward(self, x, axes, keepdim):
         self.args = (axes, keepdim, x.shape)
+        if x.dtype.kind in "biu":  # PyTorch sums bools and integers into int64
+            return x.sum(axis=axes, keepdims=keepdim, dtype=backend.get_array_module(x).int64)
         return x.sum(axis=axes, keepdims=keepdim)
 
     def backward(self, gy):

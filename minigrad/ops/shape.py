@@ -204,6 +204,11 @@ def cat(tensors, dim: int = 0) -> Tensor:
     if not tensors:
         raise ValueError("cat: expected a non-empty sequence of tensors")
     first = tensors[0]
+    for i, t in enumerate(tensors):
+        if t.ndim == 0:
+            raise ValueError(
+                f"cat: zero-dimensional tensor (at position {i}) cannot be concatenated"
+            )
     axis = normalize_dim(dim, first.ndim, "cat")
     for i, t in enumerate(tensors[1:], start=1):
         if t.ndim != first.ndim or any(

@@ -69,3 +69,8 @@ def test_softmax_gradcheck(device, ours, dim):
 def test_softmax_dim_out_of_range_names_the_range(device):
     with pytest.raises(IndexError, match=r"dim 2 is out of range \[-2, 1\]"):
         F.softmax(mg.ones(2, 3, device=device), dim=2)
+
+
+@pytest.mark.parametrize("ours,theirs", [(F.softmax, TF.softmax), (F.log_softmax, TF.log_softmax)])
+def test_softmax_over_an_empty_dim_matches_torch(device, ours, theirs):
+    check_parity(lambda t: ours(t, dim=1), lambda t: theirs(t, dim=1), [np.zeros((2, 0))], device)

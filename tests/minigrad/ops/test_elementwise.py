@@ -178,3 +178,10 @@ def _clamp_bounds(draw):
 def test_clamp_bounds_match_torch(device, bounds, seed):
     x = random_array(seed, (3, 4), np.float64)
     check_parity(lambda t: mg.clamp(t, *bounds), lambda t: torch.clamp(t, *bounds), [x], device)
+
+
+def test_clamp_of_integers_with_float_bounds_promotes_like_torch(device):
+    ours = mg.tensor([1, 2, 3], device=device).clamp(0.5, 2.5)
+    theirs = torch.tensor([1, 2, 3]).clamp(0.5, 2.5)
+    assert ours.dtype == np.float32
+    np.testing.assert_array_equal(ours.numpy(), theirs.numpy())

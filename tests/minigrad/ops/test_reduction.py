@@ -149,3 +149,11 @@ def test_max_min_of_two_tensors_are_elementwise_like_torch(device):
     a, b = random_array(0, (2, 3), np.float64), random_array(1, (3,), np.float64)
     check_parity(lambda x, y: mg.max(x, y), lambda x, y: torch.max(x, y), [a, b], device)
     check_parity(lambda x, y: x.min(y), lambda x, y: x.min(y), [a, b], device)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int32, np.bool_])
+def test_integer_and_bool_sums_are_int64_like_torch(device, dtype):
+    x = np.array([[1, 0, 1], [1, 1, 0]], dtype=dtype)
+    ours, theirs = mg.tensor(x, device=device).sum(dim=1), torch.tensor(x).sum(dim=1)
+    assert ours.dtype == np.int64 and str(theirs.dtype) == "torch.int64"
+    np.testing.assert_array_equal(ours.numpy(), theirs.numpy())

@@ -201,3 +201,8 @@ def test_pad_value_none_means_zero_like_torch(device):
     check_parity(
         lambda t: F.pad(t, (1, 1), value=None), lambda t: TF.pad(t, (1, 1), value=None), [x], device
     )
+
+
+def test_cat_of_zero_dim_tensors_is_refused_like_torch(device):
+    with pytest.raises(ValueError, match=r"zero-dimensional tensor \(at position 0\)"):
+        mg.cat([mg.tensor(1.0, device=device), mg.tensor(2.0, device=device)])
