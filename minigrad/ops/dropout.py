@@ -11,6 +11,7 @@ import numbers
 
 from minigrad import autograd, backend
 from minigrad.autograd import Function
+from minigrad.ops.checks import check_float_tensor
 from minigrad.tensor import Tensor
 
 
@@ -40,12 +41,9 @@ def _scaled_mask(x, p: float, shape: tuple):
 
 
 def _check_args(op: str, input: Tensor, p) -> None:
-    if not isinstance(input, Tensor):
-        raise TypeError(f"{op}: input must be a Tensor, got {type(input).__name__}")
+    check_float_tensor(op, "input", input)
     if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= p <= 1.0:
         raise ValueError(f"{op}: dropout probability has to be between 0 and 1, but got {p!r}")
-    if input.dtype.kind != "f":
-        raise TypeError(f"{op}: input must be a floating-point tensor, got dtype {input.dtype}")
 
 
 def _apply(input: Tensor, p: float, mask_shape: tuple, inplace: bool) -> Tensor:

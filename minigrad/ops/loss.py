@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from minigrad import autograd, backend
 from minigrad.autograd import Function
+from minigrad.ops.checks import check_float_tensor, check_optional_tensor
 from minigrad.ops.elementwise import broadcast_shape
 from minigrad.tensor import Tensor
 
@@ -173,14 +174,8 @@ def _check_constant(op: str, name: str, t, input: Tensor) -> None:
     """``t`` is None or a float Tensor on the input's device that needs no gradient."""
     if t is None:
         return
-    if not isinstance(t, Tensor):
-        raise TypeError(f"{op}: {name} must be a Tensor or None, got {type(t).__name__}")
-    if t.dtype.kind != "f":
-        raise TypeError(f"{op}: {name} must be a floating-point tensor, got dtype {t.dtype}")
-    if t.device != input.device:
-        raise backend.DeviceError(
-            f"{op}: {name} is on {t.device} but input is on {input.device}; move it with .to()"
-        )
+    check_optional_tensor(op, name, t, input)
+    check_float_tensor(op, name, t)
     if t.requires_grad and autograd.is_grad_enabled():
         raise RuntimeError(
             f"{op} is not differentiable with respect to argument '{name}'; "

@@ -23,6 +23,7 @@ import numbers
 
 from minigrad import backend, parallel
 from minigrad.autograd import Function
+from minigrad.ops.checks import check_float_tensor, check_optional_tensor
 from minigrad.tensor import Tensor
 
 _BLOCK_ELEMENTS = 1 << 17  # values per block: 512 KiB of float32, cached with its temporaries
@@ -296,39 +297,18 @@ def _update_running_stats(running: tuple, mean, var, geo: _Blocks) -> None:
 
 
 def _check_input(op: str, input: Tensor, min_dims: int) -> None:
-    if not isinstance(input, Tensor):
-        raise TypeError(f"{op}: input must be a Tensor, got {type(input).__name__}")
+    check_float_tensor(op, "input", input)
     if input.ndim < min_dims:
         raise ValueError(
             f"{op}: expected input of shape (N, C, *) with at least {min_dims} dims, "
             f"got shape {input.shape}"
-        )
-    if input.dtype.kind != "f":
-        raise TypeError(f"{op}: input must be a floating-point tensor, got dtype {input.dtype}")
-
-
-def _check_channel_vector(op: str, name: str, t, input: Tensor) -> None:
-    """``t`` is None or a Tensor of shape (C,) on the input's device."""
-    if t is None:
-        return
-    if not isinstance(t, Tensor):
-        raise TypeError(f"{op}: {name} must be a Tensor or None, got {type(t).__name__}")
-    channels = input.shape[1]
-    if t.shape != (channels,):
-        raise ValueError(
-            f"{op}: {name} must have shape ({channels},) for input of shape {input.shape}, "
-            f"got {t.shape}"
-        )
-    if t.device != input.device:
-        raise backend.DeviceError(
-            f"{op}: {name} is on {t.device} but input is on {input.device}; move it with .to()"
         )
 
 
 def _affine_args(op: str, input: Tensor, weight, bias) -> tuple[list, dict]:
     """The tensors to pass after ``input`` and the flags telling which they are."""
     for name, t in (("weight", weight), ("bias", bias)):
-        _check_channel_vector(op, name, t, input)
+        check_optional_tensor(op, name, t, input, shape=(input.shape[1],))
         if t is not None and t.dtype != input.dtype:
             raise TypeError(f"{op}: {name} has dtype {t.dtype} but input has dtype {input.dtype}")
     tensors = [t for t in (weight, bias) if t is not None]
@@ -338,7 +318,7 @@ def _affine_args(op: str, input: Tensor, weight, bias) -> tuple[list, dict]:
 def _running_args(op: str, input: Tensor, running_mean, running_var, momentum) -> tuple | None:
     """``(mean_array, var_array, momentum)`` to update in place, or None when there are none."""
     for name, t in (("running_mean", running_mean), ("running_var", running_var)):
-        _check_channel_vector(op, name, t, input)
+        check_optional_tensor(op, name, t, input, shape=(input.shape[1],))
     if running_mean is None and running_var is None:
         return None
     if not isinstance(momentum, numbers.Real) or isinstance(momentum, bool):

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from minigrad import backend, parallel
 from minigrad.autograd import Function
 from minigrad.ops.arguments import is_int, positive_pair
+from minigrad.ops.checks import check_float_tensor
 from minigrad.tensor import Tensor
 
 BLOCK_BYTES = 1 << 19
@@ -72,15 +73,12 @@ def for_each_plane_block(kernel, arrays: tuple, plane_bytes: int) -> None:
 
 
 def _check_input(x: Tensor, op: str) -> None:
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{op}: input must be a Tensor, got {type(x).__name__}")
+    check_float_tensor(op, "input", x)
     if x.ndim not in (3, 4) or min(x.shape[-3:]) == 0:
         raise ValueError(
             f"{op}: expected a non-empty 4-D input (N, C, H, W) or 3-D input (C, H, W), "
             f"got shape {x.shape}"
         )
-    if x.dtype.kind != "f":
-        raise TypeError(f"{op}: expected a floating-point input, got dtype {x.dtype}")
 
 
 def pooled_size(

@@ -356,7 +356,7 @@ BAD_CASES = {
     "integer input": (
         lambda x, p, i: max_pool2d(i, 1),
         TypeError,
-        "floating-point input, got dtype int64",
+        "input must be a floating-point tensor, got dtype int64",
     ),
     "avg empty output": (lambda x, p, i: avg_pool2d(x, 7), ValueError, "output size"),
     "zero divisor": (
