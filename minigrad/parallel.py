@@ -8,19 +8,22 @@ and hand the list to :func:`run_in_parts`; on the GPU they run it whole, inline.
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor, wait
 
 THREADS = max(1, min(4, os.cpu_count() or 1))
 _executors: dict = {}
+_lock = threading.Lock()
 
 
 def _executor() -> ThreadPoolExecutor:
     """The worker threads of this process (a forked child, e.g. a data-loader worker, gets its
     own: a pool inherited across ``fork`` has no threads behind it)."""
     pid = os.getpid()
-    if pid not in _executors:
-        _executors[pid] = ThreadPoolExecutor(THREADS - 1 or 1, thread_name_prefix="minigrad")
-    return _executors[pid]
+    with _lock:
+        if pid not in _executors:
+            _executors[pid] = ThreadPoolExecutor(THREADS - 1 or 1, thread_name_prefix="minigrad")
+        return _executors[pid]
 
 
 def run_in_parts(fn, items: list, parts: int = THREADS) -> None:

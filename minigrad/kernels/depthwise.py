@@ -106,10 +106,9 @@ def supported(xp, dtype) -> bool:
     return getattr(xp, "__name__", "") == "cupy" and numpy.dtype(dtype) in _TYPE_NAMES
 
 
-@functools.cache
 def _function(xp, name: str, dtype: numpy.dtype):
-    module = _module(xp)
-    return module.get_function(f"{name}_{_TYPE_NAMES[dtype]}")
+    """The kernel on the current device (CuPy's RawModule caches each device's build)."""
+    return _module(xp).get_function(f"{name}_{_TYPE_NAMES[dtype]}")
 
 
 @functools.cache

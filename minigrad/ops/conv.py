@@ -28,7 +28,7 @@ from __future__ import annotations
 from minigrad import backend
 from minigrad.autograd import Function
 from minigrad.kernels import depthwise as cuda_depthwise
-from minigrad.ops.arguments import pair, positive_pair
+from minigrad.ops.arguments import is_int, pair, positive_pair
 from minigrad.ops.im2col import (
     ConvGeometry,
     PaddedLayout,
@@ -77,8 +77,13 @@ def _check_tensors(op: str, input: Tensor, weight: Tensor, bias: Tensor | None) 
             )
 
 
+def _check_weight_sizes(op: str, w_shape: tuple) -> None:
+    if min(w_shape) < 1:
+        raise ValueError(f"{op}: every size of weight must be at least 1, got shape {w_shape}")
+
+
 def _check_groups(op: str, groups, in_channels: int, out_channels: int) -> None:
-    if not isinstance(groups, int) or isinstance(groups, bool) or groups <= 0:
+    if not is_int(groups) or groups <= 0:
         raise ValueError(f"{op}: groups must be a positive int, got {groups!r}")
     for name, n in (("input channels", in_channels), ("output channels", out_channels)):
         if n % groups:
@@ -125,6 +130,7 @@ def conv2d_geometry(
     """Check the arguments of a conv2d and return its geometry (errors name the argument)."""
     n, c, h, w = x_shape
     c_out, c_per_group, kh, kw = w_shape
+    _check_weight_sizes(op, w_shape)
     _check_groups(op, groups, c, c_out)
     if c_per_group * groups != c:
         raise ValueError(
@@ -145,6 +151,7 @@ def conv_transpose2d_geometry(
     """Check the arguments of a conv_transpose2d; return the geometry of the conv2d it undoes."""
     n, c, h, w = x_shape
     c_in, c_out_per_group, kh, kw = w_shape
+    _check_weight_sizes(op, w_shape)
     if c_in != c:
         raise ValueError(
             f"{op}: weight of shape {w_shape} expects input with {c_in} channels "
@@ -196,7 +203,7 @@ def _pointwise(w, pixels, shape):
     """``w @ pixels`` (G, a, b) @ (N, G, b, h*w) written into a new (N, G*a, h, w) array."""
     xp = backend.get_array_module(pixels)
     out = xp.empty(shape, dtype=pixels.dtype)
-    xp.matmul(w, pixels, out=out.reshape(pixels.shape[:2] + (w.shape[1], -1)))
+    xp.matmul(w, pixels, out=out.reshape(pixels.shape[:2] + (w.shape[1], shape[2] * shape[3])))
     return out
 
 
@@ -308,6 +315,8 @@ def _gemm_grad_weight(x, gy, g: ConvGeometry):
     buffers = _TileBuffers(x, g, layout)
     for tile in buffers.tiles:
         col = im2col(padded[tile.samples], layout, tile.rows, buffers.columns(tile))
+        if layout.wide:  # the extra columns hold real pixels: an inf there would give inf * 0
+            col[..., g.out_w :] = 0
         work, width = _gy_work(gy, tile, buffers), buffers.width(tile)
         gy_view, col_view = _gemm_view(work, g.groups, width), _gemm_view(col, g.groups, width)
         if transposed:
@@ -546,10 +555,17 @@ def _add_bias(y, b):
 
 
 def _bias_grad(gy):
-    return gy.reshape(gy.shape[0], gy.shape[1], -1).sum(axis=2).sum(axis=0)
+    return gy.sum(axis=(0, 2, 3))
 
 
 # ---- autograd Functions ---------------------------------------------------------------------
+
+
+def _save_for_grads(fn: Function, x, W) -> None:
+    """Keep x only for the weight's gradient and W only for the input's (frozen weights keep
+    no activations alive)."""
+    need = fn.needs_input_grad
+    fn.save_for_backward(x if need[1] else None, W if need[0] else None)
 
 
 def _three_grads(fn: Function, gy, grad_input, grad_weight) -> tuple:
@@ -566,7 +582,7 @@ class Conv2d(Function):
 
     def forward(self, x, W, b=None, *, geometry):
         self.geometry = geometry
-        self.save_for_backward(x, W)
+        _save_for_grads(self, x, W)
         y = conv_forward(x, W, geometry)
         return y if b is None else _add_bias(y, b)
 
@@ -583,7 +599,7 @@ class ConvTranspose2d(Function):
 
     def forward(self, x, W, b=None, *, geometry):
         self.geometry = geometry
-        self.save_for_backward(x, W)
+        _save_for_grads(self, x, W)
         y = conv_grad_input(x, W, geometry)
         return y if b is None else _add_bias(y, b)
 

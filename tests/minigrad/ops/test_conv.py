@@ -398,3 +398,51 @@ def test_conv_transpose2d_bias_of_wrong_shape_raises(device):
     x, w, b = _tensors((1, 4, 5, 5), (4, 3, 3, 3), bias_shape=(6,), device=device)
     with pytest.raises(ValueError, match=r"bias must have shape \(3,\).*got \(6,\)"):
         conv_transpose2d(x, w, b, groups=1)
+
+
+@pytest.mark.parametrize("kernel", [1, 3])
+@pytest.mark.parametrize("transpose", [False, True])
+def test_empty_batch_with_bias_matches_torch(device, kernel, transpose):
+    x = np.zeros((0, 3, 5, 5))
+    w = random_array(0, (3, 4, kernel, kernel) if transpose else (4, 3, kernel, kernel), np.float64)
+    b = random_array(1, (4,), np.float64)
+    ours, theirs = (conv_transpose2d, TF.conv_transpose2d) if transpose else (conv2d, TF.conv2d)
+    check_parity(ours, theirs, [x, w, b], device)
+
+
+def test_an_inf_the_kernel_never_reads_leaves_the_weight_gradient_finite(device):
+    x = random_array(0, (1, 2, 5, 6), np.float64)
+    x[0, 0, 2, 0] = np.inf
+    w = random_array(1, (3, 2, 3, 3), np.float64)
+    xt = mg.tensor(x, device=device)
+    wt = mg.tensor(w, device=device, requires_grad=True)
+    y = conv2d(xt, wt)
+    y.backward(mg.ones(y.shape, dtype=mg.float64, device=device))
+    tw = torch.tensor(w, requires_grad=True)
+    TF.conv2d(torch.tensor(x), tw).sum().backward()
+    np.testing.assert_array_equal(np.isfinite(wt.grad.numpy()), np.isfinite(tw.grad.numpy()))
+    finite = np.isfinite(tw.grad.numpy())
+    np.testing.assert_allclose(wt.grad.numpy()[finite], tw.grad.numpy()[finite], rtol=1e-10)
+
+
+def test_a_zero_sized_kernel_is_named(device):
+    x = mg.ones(1, 3, 5, 5, device=device)
+    with pytest.raises(ValueError, match=r"every size of weight must be at least 1"):
+        conv2d(x, mg.ones(4, 3, 0, 3, device=device))
+
+
+def test_numpy_integer_groups_are_accepted(device):
+    x, w = random_array(0, (1, 4, 5, 5), np.float64), random_array(1, (4, 2, 3, 3), np.float64)
+    check_parity(
+        lambda a, b: conv2d(a, b, groups=np.int64(2)),
+        lambda a, b: TF.conv2d(a, b, groups=2),
+        [x, w],
+        device,
+    )
+
+
+def test_a_frozen_weight_keeps_no_activation_alive(device):
+    x = mg.ones(1, 2, 4, 4, device=device, requires_grad=True)
+    y = conv2d(x, mg.ones(3, 2, 3, 3, device=device))
+    saved_x, saved_w = y.grad_fn.saved
+    assert saved_x is None and saved_w is not None
