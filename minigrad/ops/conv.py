@@ -476,14 +476,13 @@ def _depthwise_grad_input(gy, W, g: ConvGeometry):
 
 
 def _plane_dots(a, b, layout: PaddedLayout):
-    """The dot products of a (n, m, Ho, wq) and b (n, Ho, wq) over (Ho, wq): (n, m).
+    """The dot products of a (n, m, Ho, wq) and b (n, Ho, wq) over the (Ho, Wo) outputs: (n, m).
 
-    In the wide layout both flatten without a copy, and a batched matmul (BLAS) beats einsum.
+    The extra columns of the wide layout are left out: they hold real pixels, and an inf there
+    would turn ``inf * 0`` into NaN.
     """
-    if not layout.wide:
-        return backend.get_array_module(a).einsum("pkhw,phw->pk", a, b)
-    n, m = a.shape[:2]
-    return (a.reshape(n, m, -1) @ b.reshape(n, -1, 1))[..., 0]
+    wo = layout.g.out_w
+    return backend.get_array_module(a).einsum("pkhw,phw->pk", a[..., :wo], b[..., :wo])
 
 
 def _depthwise_grad_weight(x, gy, g: ConvGeometry):

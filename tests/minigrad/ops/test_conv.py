@@ -410,16 +410,17 @@ def test_empty_batch_with_bias_matches_torch(device, kernel, transpose):
     check_parity(ours, theirs, [x, w, b], device)
 
 
-def test_an_inf_the_kernel_never_reads_leaves_the_weight_gradient_finite(device):
+@pytest.mark.parametrize("groups,w_shape", [(1, (3, 2, 3, 3)), (2, (4, 1, 3, 3))])
+def test_an_inf_the_kernel_never_reads_leaves_the_weight_gradient_finite(device, groups, w_shape):
     x = random_array(0, (1, 2, 5, 6), np.float64)
     x[0, 0, 2, 0] = np.inf
-    w = random_array(1, (3, 2, 3, 3), np.float64)
+    w = random_array(1, w_shape, np.float64)
     xt = mg.tensor(x, device=device)
     wt = mg.tensor(w, device=device, requires_grad=True)
-    y = conv2d(xt, wt)
+    y = conv2d(xt, wt, groups=groups)
     y.backward(mg.ones(y.shape, dtype=mg.float64, device=device))
     tw = torch.tensor(w, requires_grad=True)
-    TF.conv2d(torch.tensor(x), tw).sum().backward()
+    TF.conv2d(torch.tensor(x), tw, groups=groups).sum().backward()
     np.testing.assert_array_equal(np.isfinite(wt.grad.numpy()), np.isfinite(tw.grad.numpy()))
     finite = np.isfinite(tw.grad.numpy())
     np.testing.assert_allclose(wt.grad.numpy()[finite], tw.grad.numpy()[finite], rtol=1e-10)
