@@ -399,7 +399,9 @@ def _over_plane_blocks(array, g: ConvGeometry, fn) -> None:
     step = DEPTHWISE_TILE_BYTES // max(plane_bytes, 1) if backend.is_cpu_array(array) else count
     step = max(step, 1)
     block_list = [slice(p, min(p + step, count)) for p in range(0, count, step)]
-    parallel_over(array, lambda chunk: fn(chunk, step), block_list, work=count * plane_bytes)
+    parallel_over(
+        array, lambda chunk: fn(chunk, step), block_list, work=count * plane_bytes // array.itemsize
+    )
 
 
 def _depthwise_scratch(xp, layout: PaddedLayout, step: int, multiplier: int, dtype) -> tuple:
