@@ -22,7 +22,7 @@ ACTIVATIONS = {
 
 
 @pytest.mark.parametrize("name", sorted(ACTIVATIONS))
-@settings(max_examples=8)
+@settings(max_examples=25)
 @given(shape=shapes(), dtype=float_dtypes, layout=layouts, seed=seeds)
 def test_activation_matches_torch(device, name, shape, dtype, layout, seed):
     ours, theirs = ACTIVATIONS[name]
@@ -30,7 +30,7 @@ def test_activation_matches_torch(device, name, shape, dtype, layout, seed):
 
 
 @pytest.mark.parametrize("ours,theirs", [(F.softmax, TF.softmax), (F.log_softmax, TF.log_softmax)])
-@settings(max_examples=10)
+@settings(max_examples=25)
 @given(shape=shapes(min_dims=1), data=st.data(), dtype=float_dtypes, seed=seeds)
 def test_softmax_matches_torch(device, ours, theirs, shape, data, dtype, seed):
     dim = data.draw(st.integers(-len(shape), len(shape) - 1))

@@ -40,7 +40,7 @@ BINARY = {
 
 
 @pytest.mark.parametrize("name", sorted(UNARY))
-@settings(max_examples=8)
+@settings(max_examples=25)
 @given(shape=shapes(), dtype=float_dtypes, layout=layouts, seed=seeds)
 def test_unary_matches_torch(device, name, shape, dtype, layout, seed):
     ours, theirs, bounds = UNARY[name]
@@ -49,7 +49,7 @@ def test_unary_matches_torch(device, name, shape, dtype, layout, seed):
 
 
 @pytest.mark.parametrize("name", sorted(BINARY))
-@settings(max_examples=8)
+@settings(max_examples=25)
 @given(
     shapes_=hnp.mutually_broadcastable_shapes(num_shapes=2, max_dims=4, max_side=4),
     dtype=float_dtypes,
@@ -62,7 +62,7 @@ def test_binary_broadcast_matches_torch(device, name, shapes_, dtype, seed):
     check_parity(ours, theirs, [a, b], device)
 
 
-@settings(max_examples=8)
+@settings(max_examples=25)
 @given(
     shapes_=hnp.mutually_broadcastable_shapes(num_shapes=3, max_dims=3, max_side=4),
     dtype=float_dtypes,
@@ -173,7 +173,7 @@ def _clamp_bounds(draw):
     return low, low + draw(st.floats(0.1, 1))
 
 
-@settings(max_examples=10)
+@settings(max_examples=25)
 @given(bounds=_clamp_bounds(), seed=seeds)
 def test_clamp_bounds_match_torch(device, bounds, seed):
     x = random_array(seed, (3, 4), np.float64)

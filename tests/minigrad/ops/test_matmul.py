@@ -25,7 +25,7 @@ def matmul_shapes(draw):
     return a_shape, b_shape, k
 
 
-@settings(max_examples=30)
+@settings(max_examples=40)
 @given(case=matmul_shapes(), dtype=float_dtypes, layout=layouts, seed=seeds)
 def test_matmul_matches_torch(device, case, dtype, layout, seed):
     a_shape, b_shape, k = case
@@ -33,7 +33,7 @@ def test_matmul_matches_torch(device, case, dtype, layout, seed):
     check_parity(lambda x, y: x @ y, lambda x, y: x @ y, [a, b], device, reduction=k, layout=layout)
 
 
-@settings(max_examples=10)
+@settings(max_examples=25)
 @given(
     batch=st.lists(st.integers(1, 3), max_size=2),
     fin=st.integers(1, 5),

@@ -38,7 +38,7 @@ def _torch_dims(dims):
 
 
 @pytest.mark.parametrize("name", ["sum", "mean"])
-@settings(max_examples=15)
+@settings(max_examples=40)
 @given(case=shape_and_dims(), keepdim=st.booleans(), dtype=float_dtypes, layout=layouts, seed=seeds)
 def test_sum_mean_match_torch(device, name, case, keepdim, dtype, layout, seed):
     shape, dims = case
@@ -53,7 +53,7 @@ def test_sum_mean_match_torch(device, name, case, keepdim, dtype, layout, seed):
     )
 
 
-@settings(max_examples=15)
+@settings(max_examples=40)
 @given(
     case=shape_and_dims(),
     keepdim=st.booleans(),
@@ -76,7 +76,7 @@ def test_var_matches_torch(device, case, keepdim, unbiased, dtype, seed):
 
 
 @pytest.mark.parametrize("name", ["max", "min"])
-@settings(max_examples=15)
+@settings(max_examples=40)
 @given(
     shape=shapes(min_dims=1), data=st.data(), keepdim=st.booleans(), dtype=float_dtypes, seed=seeds
 )
@@ -92,7 +92,7 @@ def test_max_min_along_dim_match_torch(device, name, shape, data, keepdim, dtype
 
 
 @pytest.mark.parametrize("name", ["max", "min"])
-@settings(max_examples=10)
+@settings(max_examples=25)
 @given(shape=shapes(), dtype=float_dtypes, seed=seeds)
 def test_full_max_min_match_torch(device, name, shape, dtype, seed):
     check_parity(

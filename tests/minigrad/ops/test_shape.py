@@ -13,7 +13,7 @@ import minigrad.functional as F
 from minigrad.gradcheck import gradcheck
 
 
-@settings(max_examples=15)
+@settings(max_examples=40)
 @given(shape=shapes(), data=st.data(), dtype=float_dtypes, layout=layouts, seed=seeds)
 def test_reshape_matches_torch(device, shape, data, dtype, layout, seed):
     target = tuple(data.draw(st.permutations(shape))) + (1,)
@@ -28,7 +28,7 @@ def test_reshape_matches_torch(device, shape, data, dtype, layout, seed):
     )
 
 
-@settings(max_examples=15)
+@settings(max_examples=40)
 @given(shape=shapes(min_dims=1), data=st.data(), dtype=float_dtypes, layout=layouts, seed=seeds)
 def test_permute_transpose_match_torch(device, shape, data, dtype, layout, seed):
     dims = tuple(data.draw(st.permutations(range(len(shape)))))
@@ -41,7 +41,7 @@ def test_permute_transpose_match_torch(device, shape, data, dtype, layout, seed)
     check_parity(lambda t: t.transpose(a, b), lambda t: t.transpose(a, b), [x], device)
 
 
-@settings(max_examples=15)
+@settings(max_examples=40)
 @given(shape=shapes(min_dims=1), data=st.data(), dtype=float_dtypes, seed=seeds)
 def test_flatten_squeeze_unsqueeze_match_torch(device, shape, data, dtype, seed):
     start = data.draw(st.integers(0, len(shape) - 1))
@@ -58,7 +58,7 @@ def test_flatten_squeeze_unsqueeze_match_torch(device, shape, data, dtype, seed)
         check_parity(ours, theirs, [x], device)
 
 
-@settings(max_examples=15)
+@settings(max_examples=40)
 @given(shape=shapes(max_dims=3), data=st.data(), dtype=float_dtypes, seed=seeds)
 def test_expand_matches_torch(device, shape, data, dtype, seed):
     lead = tuple(data.draw(st.lists(st.integers(1, 3), max_size=2)))
@@ -73,7 +73,7 @@ def test_expand_matches_torch(device, shape, data, dtype, seed):
     )
 
 
-@settings(max_examples=15)
+@settings(max_examples=40)
 @given(shape=shapes(min_dims=1, max_dims=3), data=st.data(), dtype=float_dtypes, seed=seeds)
 def test_cat_and_stack_match_torch(device, shape, data, dtype, seed):
     dim = data.draw(st.integers(-len(shape), len(shape) - 1))
@@ -92,7 +92,7 @@ def test_cat_and_stack_match_torch(device, shape, data, dtype, seed):
     )
 
 
-@settings(max_examples=15)
+@settings(max_examples=40)
 @given(shape=shapes(min_dims=1, max_dims=4), data=st.data(), dtype=float_dtypes, seed=seeds)
 def test_constant_pad_matches_torch(device, shape, data, dtype, seed):
     n = data.draw(st.integers(1, len(shape)))
