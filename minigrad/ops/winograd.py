@@ -1,0 +1,295 @@
+"""Winograd F(2x2, 3x3): 3x3 stride-1 convolutions with 2.25 times fewer multiplications.
+
+Lavin and Gray, "Fast Algorithms for Convolutional Neural Networks" (2016). The output is cut
+into 2x2 tiles; tile t of output channel k is
+
+    Y_t[k] = A^T ( sum_c  U[k, c] * V_t[c] ) A,   U = G w G^T (4x4),   V_t = B^T d_t B (4x4),
+
+where d_t is the 4x4 input patch under the tile and ``*`` multiplies elementwise. For each of the
+16 positions (xi, nu) of the 4x4 transformed tile, the sum over c is one GEMM
+
+    M[xi, nu] (Co, P) = U[xi, nu] (Co, C) @ V[xi, nu] (C, P)          (P = tiles, side by side)
+
+so a conv costs 16 GEMMs of C*Co*P multiply-adds (im2col: 9 * 4 = 36 per 4 outputs) plus three
+cheap transforms. B^T and A^T hold only 0 and +-1: each transform is a few additions of strided
+views (rows first, then columns), done block by block of channels so the intermediate rows stay
+in cache. G's 1/2 entries touch only the weights.
+
+The gradients reuse the same pieces, as adjoints:
+
+- input gradient: for stride 1 it is itself a 3x3 stride-1 conv (``conv.py`` routes it back
+  here with the reversed kernel);
+- weight gradient: ``dU[xi, nu] = sum_P dM[xi, nu] @ V[xi, nu]^T`` with ``dM = A dY A^T`` per
+  tile (the adjoint of the output transform), then ``dw = G^T dU G``.
+
+F(2x2, 3x3) keeps float32 errors at the level of direct convolution (the larger F(4x4, 3x3)
+tiles need fractions in B and lose about two digits). As with any fast algorithm, an inf in
+the input spreads over the 4x4 patches around it and may give NaN where a direct convolution
+gives inf. Work is cut into tiles of samples (or
+bands of tile rows) of at least MIN_TILE_COLUMNS GEMM columns, capped by TILE_BYTES of
+transformed data on the CPU.
+"""
+
+from __future__ import annotations
+
+from minigrad import backend
+from minigrad.ops.im2col import ConvGeometry, plan_tiles, scratch
+
+# The 1-D transforms, as rows of coefficients over the input phases (entries 0 or +-1).
+INPUT_TRANSFORM = ((1, 0, -1, 0), (0, 1, 1, 0), (0, -1, 1, 0), (0, 1, 0, -1))  # B^T
+OUTPUT_TRANSFORM = ((1, 1, 1, 0), (0, 1, -1, -1))  # A^T
+OUTPUT_ADJOINT = ((1, 0), (1, 1), (1, -1), (0, -1))  # A: the output gradient into M's domain
+WEIGHT_TRANSFORM = ((1.0, 0.0, 0.0), (0.5, 0.5, 0.5), (0.5, -0.5, 0.5), (0.0, 0.0, 1.0))  # G
+
+MIN_CHANNELS = 64
+MIN_TILE_COLUMNS = 256
+TILE_BYTES = 8 << 20
+GPU_TILE_BYTES = 512 << 20
+BLOCK_BYTES = 1 << 20
+
+
+def supported(g: ConvGeometry) -> bool:
+    """Whether F(2x2, 3x3) computes this conv, and pays: a 3x3 kernel, stride 1, dilation 1,
+    not depthwise, and at least MIN_CHANNELS input and output channels per group (with fewer,
+    the transforms cost more than the GEMMs they save)."""
+    per_group = min(g.in_channels, g.out_channels) // g.groups
+    return (
+        (g.kh, g.kw, g.sy, g.sx, g.dy, g.dx) == (3, 3, 1, 1, 1, 1)
+        and per_group >= MIN_CHANNELS
+        and g.groups < g.in_channels
+    )
+
+
+class _Plan:
+    """The tiling of one conv into 2x2 output tiles, (th, tw) per image, and GEMM tiles.
+
+    Transformed tiles are kept in a "wide" layout (..., R, tw + 1): each row of tiles carries
+    one garbage column, so that every transform step reads and writes long contiguous runs
+    (NumPy is ten times slower on runs of 16 than on long ones). The GEMMs carry the garbage
+    columns along; the output transform drops them.
+    """
+
+    def __init__(self, like, g: ConvGeometry):
+        self.g, self.like = g, like
+        self.xp = backend.get_array_module(like)
+        self.on_cpu = backend.is_cpu_array(like)
+        self.th, self.tw = -(-g.out_h // 2), -(-g.out_w // 2)
+        self.wide = self.tw + 1
+        self.tiles = plan_tiles(g.batch, self.th, self.wide, self._columns())
+
+    def _columns(self) -> int:
+        g = self.g
+        column_bytes = 16 * max(g.in_channels, g.out_channels) * self.like.dtype.itemsize
+        if not self.on_cpu:
+            return max(1, GPU_TILE_BYTES // column_bytes)
+        return max(MIN_TILE_COLUMNS, TILE_BYTES // column_bytes)
+
+    def width(self, tile) -> int:
+        """GEMM columns of a work tile: n * R * (tw + 1)."""
+        n, r = tile.size
+        return n * r * self.wide
+
+    def domain(self, tile, channels: int, slot: str):
+        """A (4, 4, channels, n, R, tw + 1) scratch array for the transformed tiles."""
+        n, r = tile.size
+        flat = scratch(self.like, 16 * channels * n * r * self.wide, slot)
+        return flat.reshape(4, 4, channels, n, r, self.wide)
+
+    def blocks(self, channels: int, tile, plane_bytes: int) -> list:
+        """Slices of channels whose transform intermediates, ``plane_bytes`` per sample and
+        channel, fit in BLOCK_BYTES (on the CPU; on the GPU one slice holds them all)."""
+        if not self.on_cpu:
+            return [slice(0, channels)]
+        step = max(1, BLOCK_BYTES // max(1, tile.size[0] * plane_bytes))
+        return [slice(c, min(c + step, channels)) for c in range(0, channels, step)]
+
+    def phase_image(self, n: int, c: int, rows: int):
+        """A zeroed (2, 2, c, n, rows, tw + 1) scratch for :func:`_split_phases`."""
+        flat = scratch(self.like, 4 * c * n * rows * self.wide, "winograd image")
+        flat[...] = 0
+        return flat.reshape(2, 2, c, n, rows, self.wide)
+
+
+def _combine(xp, coefficients, inputs, out) -> None:
+    """``out = sum_k coefficients[k] * inputs[k]`` for coefficients in {-1, 0, 1}, in place."""
+    terms = [(c, a) for c, a in zip(coefficients, inputs, strict=True) if c]
+    (sign, first), rest = terms[0], terms[1:]
+    if sign < 0:
+        xp.negative(first, out=out)
+    elif rest:
+        op = xp.add if rest[0][0] > 0 else xp.subtract
+        op(first, rest[0][1], out=out)
+        rest = rest[1:]
+    else:
+        xp.copyto(out, first)
+    for c, a in rest:
+        (xp.add if c > 0 else xp.subtract)(out, a, out=out)
+
+
+def _parity_range(offset: int, size: int, count: int) -> tuple:
+    """The i in [0, count) with ``offset + 2*i`` in [0, size): (slice of i, slice of sources)."""
+    first = max(0, -(offset // 2))
+    stop = min(count, -((offset - size) // 2))
+    if stop <= first:
+        return slice(0, 0), slice(0, 0)
+    return slice(first, stop), slice(offset + 2 * first, offset + 2 * stop - 1, 2)
+
+
+def _split_phases(source, row0: int, col0: int, image) -> None:
+    """Deinterleave ``source`` (n, c, H, W) into ``image`` (2, 2, c, n, R, Wq), zeros outside:
+
+    ``image[p, q, :, :, i, s] = source[:, :, row0 + 2i + p, col0 + 2s + q]``: the one strided
+    copy of a transform; every later step reads contiguous runs.
+    """
+    h, w = source.shape[-2:]
+    rows_count, cols_count = image.shape[-2:]
+    for p in range(2):
+        rows, source_rows = _parity_range(row0 + p, h, rows_count)
+        for q in range(2):
+            cols, source_cols = _parity_range(col0 + q, w, cols_count)
+            image[p, q, :, :, rows, cols] = source[:, :, source_rows, source_cols].swapaxes(0, 1)
+
+
+def _transform_phases(xp, image, transform, rows: int, target) -> None:
+    """Apply a 1-D transform to the tiles of a phase image, along rows and then along columns.
+
+    Phase k of tile t is entry ``2t + k``: parity ``k % 2`` of the image, shifted by ``k // 2``.
+    The column step reads each column parity as one flat run, shifted by one element for
+    k >= 2 (so the last column of each row, the garbage one, reads the next row).
+
+    Args:
+        image: (2, 2, c, n, R', Wq) from :func:`_split_phases` (row parity, column parity).
+        transform: coefficient rows (outputs, phases), entries 0 or +-1.
+        rows: R, the tile rows.
+        target: ``target(a, b)``, where output (a, b) goes: (c, n, R, Wq), contiguous.
+    """
+    _, _, c, n, _, wq = image.shape
+    plane = c * n * rows * wq
+    outputs, phases = len(transform), range(len(transform[0]))
+    flat = scratch(image, outputs * 2 * plane + 1, "winograd rows")
+    flat[-1] = 0
+    buffer = flat[:-1].reshape(outputs, 2, c, n, rows, wq)
+    for a, row in enumerate(transform):
+        parts = [image[k % 2, :, :, :, k // 2 : k // 2 + rows] for k in phases]
+        _combine(xp, row, parts, buffer[a])
+    for a in range(outputs):
+        starts = [(2 * a + k % 2) * plane + k // 2 for k in phases]
+        parts = [flat[i : i + plane].reshape(c, n, rows, wq) for i in starts]
+        for b, row in enumerate(transform):
+            _combine(xp, row, parts, target(a, b))
+
+
+def _weight_transform_matrix(xp, dtype):
+    """G (x) G, (16, 9): row 4*xi + nu, column 3*i + j holds G[xi, i] * G[nu, j]."""
+    G = xp.asarray(WEIGHT_TRANSFORM, dtype=dtype)
+    return (G[:, None, :, None] * G[None, :, None, :]).reshape(16, 9)
+
+
+def transformed_weight(W, g: ConvGeometry):
+    """U = G w G^T for every (Co, C/groups) pair, as (16, groups, Co/groups, C/groups).
+
+    One GEMM, (G (x) G) @ w as (9, Co*C/groups): it lands in the layout the batched GEMMs use.
+    """
+    xp = backend.get_array_module(W)
+    kron = _weight_transform_matrix(xp, W.dtype)
+    U = kron @ xp.ascontiguousarray(W).reshape(-1, 9).T
+    return U.reshape(16, g.groups, g.out_channels // g.groups, -1)
+
+
+def _weight_from_domain(dU, g: ConvGeometry):
+    """dw = G^T dU G, the adjoint of :func:`transformed_weight`: (Co, C/groups, 3, 3)."""
+    xp = backend.get_array_module(dU)
+    kron = _weight_transform_matrix(xp, dU.dtype)
+    return (dU.reshape(16, -1).T @ kron).reshape(g.weight_shape)
+
+
+def _transform_input(x, plan: _Plan, tile, V) -> None:
+    """V (4, 4, C, n, R, tw + 1) = B^T d B for the 4x4 input patch of every 2x2 output tile.
+
+    Channel block by block (in cache): the block's padded input is split into its four
+    row/column parities, row-transformed into a scratch buffer, column-transformed into V.
+    """
+    g, xp = plan.g, plan.xp
+    n, r = tile.size
+    plane_bytes = 4 * (r + 1) * plan.wide * x.dtype.itemsize * 3
+    for block in plan.blocks(g.in_channels, tile, plane_bytes):
+        image = plan.phase_image(n, block.stop - block.start, r + 1)
+        _split_phases(x[tile.samples, block], 2 * tile.r0 - g.pad_h, -g.pad_w, image)
+        _transform_phases(xp, image, INPUT_TRANSFORM, r, lambda a, b, c=block: V[a, b, c])
+
+
+def _transform_output_gradient(gy, plan: _Plan, tile, dM) -> None:
+    """dM (4, 4, Co, n, R, tw + 1) = A dY A^T for every 2x2 tile (garbage columns zero)."""
+    g, xp = plan.g, plan.xp
+    n, r = tile.size
+    plane_bytes = 4 * r * plan.wide * gy.dtype.itemsize * 3
+    for block in plan.blocks(g.out_channels, tile, plane_bytes):
+        image = plan.phase_image(n, block.stop - block.start, r)
+        _split_phases(gy[tile.samples, block], 2 * tile.r0, 0, image)
+        _transform_phases(xp, image, OUTPUT_ADJOINT, r, lambda a, b, c=block: dM[a, b, c])
+
+
+def _transform_output(M, plan: _Plan, tile, y) -> None:
+    """Y = A^T M A for every tile, its 2x2 outputs interleaved into y (N, Co, Ho, Wo)."""
+    g, xp = plan.g, plan.xp
+    n, r = tile.size
+    wq = plan.wide
+    out = y[tile.samples]
+    for block in plan.blocks(g.out_channels, tile, 12 * r * wq * M.dtype.itemsize):
+        c = block.stop - block.start
+        flat = scratch(M, 12 * c * n * r * wq, "winograd rows")
+        rows, tiles = flat[: 8 * c * n * r * wq], flat[8 * c * n * r * wq :]
+        rows, tiles = rows.reshape(2, 4, c, n, r, wq), tiles.reshape(2, 2, c, n, r, wq)
+        for a, row in enumerate(OUTPUT_TRANSFORM):
+            for b in range(4):
+                _combine(xp, row, [M[k, b, block] for k in range(4)], rows[a, b])
+            for b, column in enumerate(OUTPUT_TRANSFORM):
+                _combine(xp, column, list(rows[a]), tiles[a, b])
+                tile_rows, y_rows = _parity_range(2 * tile.r0 + a, g.out_h, r)
+                tile_cols, y_cols = _parity_range(b, g.out_w, wq)
+                part = tiles[a, b][:, :, tile_rows, tile_cols]
+                out[:, block, y_rows, y_cols] = part.swapaxes(0, 1)
+
+
+def _gemm_operands(array, groups: int, width: int):
+    """(4, 4, C, n, R, tw + 1) as the batched GEMM operand (16, groups, C/groups, width)."""
+    return array.reshape(16, groups, -1, width)
+
+
+def forward(x, W, g: ConvGeometry):
+    """The 3x3 stride-1 conv2d of x (N, C, H, W) with W (Co, C/groups, 3, 3): (N, Co, Ho, Wo)."""
+    xp = backend.get_array_module(x)
+    plan = _Plan(x, g)
+    U = transformed_weight(W, g)
+    y = xp.empty(g.out_shape, dtype=x.dtype)
+    for tile in plan.tiles:
+        V = plan.domain(tile, g.in_channels, "winograd V")
+        _transform_input(x, plan, tile, V)
+        M = plan.domain(tile, g.out_channels, "winograd M")
+        width = plan.width(tile)
+        xp.matmul(
+            U,
+            _gemm_operands(V, g.groups, width),
+            out=_gemm_operands(M, g.groups, width),
+        )
+        _transform_output(M, plan, tile, y)
+    return y
+
+
+def grad_weight(x, gy, g: ConvGeometry):
+    """The weight gradient of :func:`forward`: (Co, C/groups, 3, 3)."""
+    xp = backend.get_array_module(x)
+    plan = _Plan(x, g)
+    per_group = (16, g.groups, g.out_channels // g.groups, g.in_channels // g.groups)
+    dU = xp.zeros(per_group, dtype=x.dtype)
+    product = xp.empty_like(dU)
+    for tile in plan.tiles:
+        V = plan.domain(tile, g.in_channels, "winograd V")
+        _transform_input(x, plan, tile, V)
+        dM = plan.domain(tile, g.out_channels, "winograd M")
+        _transform_output_gradient(gy, plan, tile, dM)
+        width = plan.width(tile)
+        v = _gemm_operands(V, g.groups, width)
+        xp.matmul(_gemm_operands(dM, g.groups, width), v.swapaxes(2, 3), out=product)
+        dU += product
+    return _weight_from_domain(dU, g)

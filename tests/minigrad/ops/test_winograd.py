@@ -1,0 +1,162 @@
+"""The Winograd F(2x2, 3x3) path of conv2d against PyTorch: outputs and every gradient, whole
+and cut into row bands and channel blocks, float64 gradcheck, and when the path is taken."""
+
+import contextlib
+
+import numpy as np
+import pytest
+import torch.nn.functional as TF
+from helpers import check_parity, float_dtypes, random_array, seeds
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import minigrad as mg
+from minigrad.gradcheck import gradcheck
+from minigrad.ops import winograd
+from minigrad.ops.conv import conv2d, conv2d_geometry, conv_transpose2d
+
+pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same':UserWarning")
+
+
+@contextlib.contextmanager
+def routed_to_winograd(tiny_tiles: bool = False):
+    """Route every 3x3 stride-1 conv with 2+ channels per group to Winograd; count the calls.
+
+    With ``tiny_tiles``, each GEMM tile is one row of 2x2 tiles of one sample and each
+    transform block one channel.
+    """
+    counts = {"forward": 0, "grad_weight": 0}
+
+    def counted(name):
+        original = getattr(winograd, name)
+
+        def run(*args):
+            counts[name] += 1
+            return original(*args)
+
+        return run
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(winograd, "MIN_CHANNELS", 2)
+        for name in counts:
+            patch.setattr(winograd, name, counted(name))
+        if tiny_tiles:
+            for name in ("MIN_TILE_COLUMNS", "TILE_BYTES", "GPU_TILE_BYTES", "BLOCK_BYTES"):
+                patch.setattr(winograd, name, 1)
+        yield counts
+
+
+@st.composite
+def winograd_cases(draw):
+    """A 3x3 stride-1 conv2d: groups, 2-3 channels per group, any padding, sizes from 1."""
+    groups = draw(st.integers(1, 2))
+    c_in, c_out = (groups * draw(st.integers(2, 3)) for _ in range(2))
+    padding = draw(
+        st.one_of(
+            st.integers(0, 2),
+            st.tuples(st.integers(0, 2), st.integers(0, 2)),
+            st.just("same"),
+        )
+    )
+    pads = (1, 1) if padding == "same" else np.broadcast_to(padding, 2)
+    size = tuple(draw(st.integers(max(1, 3 - 2 * p), 9)) for p in pads)
+    return dict(
+        x=(draw(st.integers(1, 3)), c_in, *size),
+        w=(c_out, c_in // groups, 3, 3),
+        bias=draw(st.booleans()),
+        args=dict(padding=padding, groups=groups),
+    )
+
+
+def _check(case, dtype, seed, device):
+    arrays = [random_array(seed, case["x"], dtype), random_array(seed + 1, case["w"], dtype)]
+    if case["bias"]:
+        arrays.append(random_array(seed + 2, (case["w"][0],), dtype))
+    n, _, h, w = case["x"]
+    check_parity(
+        lambda *t: conv2d(*t, **case["args"]),
+        lambda *t: TF.conv2d(*t, **case["args"]),
+        arrays,
+        device,
+        reduction=max(case["w"][1] * 9, n * h * w),
+    )
+
+
+@settings(max_examples=30)
+@given(case=winograd_cases(), dtype=float_dtypes, seed=seeds)
+def test_winograd_conv2d_matches_torch(device, case, dtype, seed):
+    with routed_to_winograd() as calls:
+        _check(case, dtype, seed, device)
+    assert calls["forward"] >= 2  # the output, and the input gradient (the reversed conv)
+    assert calls["grad_weight"] == 1
+
+
+@settings(max_examples=12)
+@given(case=winograd_cases(), dtype=float_dtypes, seed=seeds)
+def test_winograd_in_row_bands_and_channel_blocks_matches_torch(device, case, dtype, seed):
+    with routed_to_winograd(tiny_tiles=True) as calls:
+        _check(case, dtype, seed, device)
+    assert calls["grad_weight"] == 1
+
+
+@pytest.mark.parametrize("padding", [0, 1, 2])
+def test_winograd_conv_transpose2d_matches_torch(device, padding):
+    x, w = random_array(0, (2, 4, 5, 6), np.float64), random_array(1, (4, 3, 3, 3), np.float64)
+    with routed_to_winograd() as calls:
+        check_parity(
+            lambda a, b: conv_transpose2d(a, b, padding=padding),
+            lambda a, b: TF.conv_transpose2d(a, b, padding=padding),
+            [x, w],
+            device,
+        )
+    assert calls["forward"] >= 1 and calls["grad_weight"] == 1
+
+
+def test_winograd_gradcheck(device):
+    x = mg.tensor(random_array(0, (2, 2, 5, 4), np.float64), device=device, requires_grad=True)
+    w = mg.tensor(random_array(1, (3, 2, 3, 3), np.float64), device=device, requires_grad=True)
+    b = mg.tensor(random_array(2, (3,), np.float64), device=device, requires_grad=True)
+    with routed_to_winograd() as calls:
+        assert gradcheck(lambda *t: conv2d(*t, padding=1), (x, w, b))
+    assert calls["forward"] >= 1 and calls["grad_weight"] >= 1
+
+
+@pytest.mark.parametrize(
+    "w_shape,args,expected",
+    [
+        ((64, 64, 3, 3), {}, True),
+        ((64, 32, 3, 3), {"groups": 2}, False),  # 32 channels per group: im2col is faster
+        ((64, 64, 3, 3), {"stride": 2}, False),
+        ((64, 64, 3, 3), {"dilation": 2}, False),
+        ((64, 64, 3, 2), {}, False),
+        ((64, 64, 5, 5), {}, False),
+        ((3, 64, 3, 3), {}, False),  # 3 output channels
+    ],
+)
+def test_winograd_is_taken_for_3x3_stride_1_convs_with_enough_channels(w_shape, args, expected):
+    x_shape = (1, w_shape[1] * args.get("groups", 1), 8, 8)
+    geometry = conv2d_geometry(
+        "conv2d",
+        x_shape,
+        w_shape,
+        args.get("stride", 1),
+        1,
+        args.get("dilation", 1),
+        args.get("groups", 1),
+    )
+    assert winograd.supported(geometry) is expected
+
+
+def test_winograd_input_far_from_zero_keeps_float32_accuracy(device):
+    """Transforms subtract neighbouring pixels: an offset input must not lose digits."""
+    x = random_array(0, (1, 4, 8, 8), np.float32) + np.float32(100)
+    w = random_array(1, (4, 4, 3, 3), np.float32)
+    with routed_to_winograd() as calls:
+        check_parity(
+            lambda a, b: conv2d(a, b, padding=1),
+            lambda a, b: TF.conv2d(a, b, padding=1),
+            [x, w],
+            device,
+            reduction=64,
+        )
+    assert calls["forward"] >= 1
