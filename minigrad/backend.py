@@ -9,6 +9,7 @@ arrays refuse silent host/device mixing exactly where CuPy does.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from types import ModuleType
 
@@ -128,6 +129,14 @@ def get_array_module(*arrays) -> ModuleType:
         if a is not None and is_gpu_array(a):
             return gpu_module()
     return numpy
+
+
+def quiet_invalid(array):
+    """A context in which operations that give NaN or inf (``inf * 0``) on ``array``'s device
+    do not warn: NumPy's errstate on the CPU; CuPy never warns."""
+    if is_cpu_array(array):
+        return numpy.errstate(invalid="ignore", over="ignore")
+    return contextlib.nullcontext()
 
 
 def device_of(array) -> str:

@@ -269,21 +269,6 @@ def _gy_work(gy, tile, buffers: _TileBuffers):
     return work
 
 
-def _gemm_forward(x, W, g: ConvGeometry):
-    xp = backend.get_array_module(x)
-    layout = PaddedLayout(g)
-    padded = layout.padded(x)
-    y = xp.empty(g.out_shape, dtype=x.dtype)
-    w = _grouped_weight(W, g)
-    buffers = _TileBuffers(x, g, layout)
-    for tile in buffers.tiles:
-        col = im2col(padded[tile.samples], layout, tile.rows, buffers.columns(tile))
-        work, width = buffers.work(tile), buffers.width(tile)
-        xp.matmul(w, _gemm_view(col, g.groups, width), out=_gemm_view(work, g.groups, width))
-        y[tile.samples, :, tile.r0 : tile.r1] = layout.cropped(work).swapaxes(0, 1)
-    return y
-
-
 def _gemm_grad_input(gy, W, g: ConvGeometry):
     xp = backend.get_array_module(gy)
     layout = PaddedLayout(g)
@@ -300,36 +285,69 @@ def _gemm_grad_input(gy, W, g: ConvGeometry):
     return gx if unpadded else xp.ascontiguousarray(layout.interior(gx_padded))
 
 
-def _gemm_grad_weight(x, gy, g: ConvGeometry):
-    """Sum over tiles of ``gy_tile @ col_tile^T`` per group, as (G, Co/G, Cg*kh*kw).
+def _gemm_columns_pass(x, g: ConvGeometry, W=None, gy=None, zero_garbage: bool = False):
+    """One pass over the column tiles of x: ``y = W @ col`` and ``gW = sum gy col^T``.
 
-    Each product goes into a preallocated array (a batched matmul with a transposed operand
-    and no ``out`` takes a slower path); grouped convs compute the transpose ``col @ gy^T``,
-    whose thin right operand BLAS handles faster than a thin left one.
+    Returns (y or None, gW or None): y (N, Co, Ho, Wo) when W is given, gW (Co, C/groups,
+    kh, kw) when gy is given. The backward of conv_transpose2d needs both from the same
+    columns (its input gradient is a conv2d of its output gradient), so they share one
+    im2col per tile.
+
+    The weight-gradient GEMM of a grouped conv is written as its transpose ``col @ gy^T``,
+    whose thin right operand BLAS handles faster than a thin left one; every product goes into
+    a preallocated array (a batched matmul with a transposed operand and no ``out`` is slower).
+    ``zero_garbage`` clears the extra columns of the wide layout before the weight gradient:
+    they hold real pixels, and an inf there would turn ``inf * 0`` into NaN.
     """
     xp = backend.get_array_module(x)
     layout = PaddedLayout(g)
     padded = layout.padded(x)
+    y = None if W is None else xp.empty(g.out_shape, dtype=x.dtype)
+    w = None if W is None else _grouped_weight(W, g)
+    gw = product = None
     transposed = g.groups > 1
-    per_group, rows = g.out_channels // g.groups, g.col_rows // g.groups
-    shape = (g.groups, rows, per_group) if transposed else (g.groups, per_group, rows)
-    gw = xp.zeros(shape, dtype=x.dtype)
-    product = xp.empty_like(gw)
+    if gy is not None:
+        per_group, rows = g.out_channels // g.groups, g.col_rows // g.groups
+        shape = (g.groups, rows, per_group) if transposed else (g.groups, per_group, rows)
+        gw = xp.zeros(shape, dtype=x.dtype)
+        product = xp.empty_like(gw)
     buffers = _TileBuffers(x, g, layout)
     for tile in buffers.tiles:
+        width = buffers.width(tile)
         col = im2col(padded[tile.samples], layout, tile.rows, buffers.columns(tile))
-        if layout.wide:  # the extra columns hold real pixels: an inf there would give inf * 0
+        col_view = _gemm_view(col, g.groups, width)
+        if w is not None:
+            work = buffers.work(tile)
+            xp.matmul(w, col_view, out=_gemm_view(work, g.groups, width))
+            y[tile.samples, :, tile.r0 : tile.r1] = layout.cropped(work).swapaxes(0, 1)
+        if gw is None:
+            continue
+        if zero_garbage and layout.wide:
             col[..., g.out_w :] = 0
-        work, width = _gy_work(gy, tile, buffers), buffers.width(tile)
-        gy_view, col_view = _gemm_view(work, g.groups, width), _gemm_view(col, g.groups, width)
+        gy_view = _gemm_view(_gy_work(gy, tile, buffers), g.groups, width)
         if transposed:
             xp.matmul(col_view, gy_view.swapaxes(1, 2), out=product)
         else:
             xp.matmul(gy_view, col_view.swapaxes(1, 2), out=product)
         gw += product
-    if transposed:
-        gw = xp.ascontiguousarray(gw.swapaxes(1, 2))
-    return gw.reshape(g.weight_shape)
+    if gw is not None:
+        gw = (xp.ascontiguousarray(gw.swapaxes(1, 2)) if transposed else gw).reshape(
+            g.weight_shape
+        )
+    return y, gw
+
+
+def _gemm_pass(x, g: ConvGeometry, W=None, gy=None) -> tuple:
+    """:func:`_gemm_columns_pass` with the extra columns of the wide layout left in place at
+    first (clearing them is a slow strided write): only a non-finite weight gradient, which an
+    inf among them could cause, is computed again with them cleared. On the GPU they are always
+    cleared, since the check would wait for the device."""
+    on_cpu = backend.is_cpu_array(x)
+    with backend.quiet_invalid(x):
+        y, gw = _gemm_columns_pass(x, g, W=W, gy=gy, zero_garbage=not on_cpu)
+    if gw is not None and on_cpu and not backend.get_array_module(gw).isfinite(gw).all():
+        gw = _gemm_columns_pass(x, g, gy=gy, zero_garbage=True)[1]
+    return y, gw
 
 
 def _reversed_conv(W, g: ConvGeometry):
@@ -522,7 +540,7 @@ def conv_forward(x, W, g: ConvGeometry):
         return _pointwise_forward(x, W, g)
     if winograd.supported(g):
         return winograd.forward(x, W, g)
-    return _gemm_forward(x, W, g)
+    return _gemm_pass(x, g, W=W)[0]
 
 
 def conv_grad_input(gy, W, g: ConvGeometry):
@@ -554,7 +572,18 @@ def conv_grad_weight(x, gy, g: ConvGeometry):
         return _pointwise_grad_weight(x, gy, g)
     if winograd.supported(g):
         return winograd.grad_weight(x, gy, g)
-    return _gemm_grad_weight(x, gy, g)
+    return _gemm_pass(x, g, gy=gy)[1]
+
+
+def conv_forward_and_grad_weight(x, W, gy, g: ConvGeometry) -> tuple:
+    """(:func:`conv_forward` of x and W, :func:`conv_grad_weight` of x and gy), either None
+    when its W or gy is None: the backward of conv_transpose2d. On the im2col path both read
+    the same columns of x, built once."""
+    if _is_depthwise(g) or _is_pointwise(g) or winograd.supported(g):
+        y = None if W is None else conv_forward(x, W, g)
+        return y, None if gy is None else conv_grad_weight(x, gy, g)
+    xp = backend.get_array_module(x)
+    return _gemm_pass(x, g, W=W, gy=None if gy is None else xp.ascontiguousarray(gy))
 
 
 def _add_bias(y, b):
@@ -613,10 +642,11 @@ class ConvTranspose2d(Function):
 
     def backward(self, gy):
         x, W = self.saved
-        g = self.geometry
-        return _three_grads(
-            self, gy, lambda: conv_forward(gy, W, g), lambda: conv_grad_weight(gy, x, g)
+        need = self.needs_input_grad
+        gx, gw = conv_forward_and_grad_weight(
+            gy, W if need[0] else None, x if need[1] else None, self.geometry
         )
+        return _three_grads(self, gy, lambda: gx, lambda: gw)
 
 
 # ---- the functions users call ---------------------------------------------------------------

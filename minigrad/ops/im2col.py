@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from minigrad import backend, parallel
 
 CPU_TILE_BYTES = 6 << 20
-MIN_TILE_COLUMNS = 4096
+MIN_TILE_COLUMNS = 2048
 GPU_TILE_BYTES = 512 << 20
 MIN_PARALLEL_ELEMENTS = 1 << 16
 MAX_CACHED_SCRATCH_BYTES = 64 << 20
