@@ -331,9 +331,7 @@ def _gemm_columns_pass(x, g: ConvGeometry, W=None, gy=None, zero_garbage: bool =
             xp.matmul(gy_view, col_view.swapaxes(1, 2), out=product)
         gw += product
     if gw is not None:
-        gw = (xp.ascontiguousarray(gw.swapaxes(1, 2)) if transposed else gw).reshape(
-            g.weight_shape
-        )
+        gw = (xp.ascontiguousarray(gw.swapaxes(1, 2)) if transposed else gw).reshape(g.weight_shape)
     return y, gw
 
 

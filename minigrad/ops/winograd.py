@@ -218,37 +218,45 @@ def _transform_input(x, plan: _Plan, tile, V) -> None:
         _transform_phases(xp, image, INPUT_TRANSFORM, r, lambda a, b, c=block: V[a, b, c])
 
 
-def _transform_output_gradient(gy, plan: _Plan, tile, dM) -> None:
-    """dM (4, 4, Co, n, R, tw + 1) = A dY A^T for every 2x2 tile (garbage columns zero)."""
-    g, xp = plan.g, plan.xp
-    n, r = tile.size
-    plane_bytes = 4 * r * plan.wide * gy.dtype.itemsize * 3
-    for block in plan.blocks(g.out_channels, tile, plane_bytes):
-        image = plan.phase_image(n, block.stop - block.start, r)
-        _split_phases(gy[tile.samples, block], 2 * tile.r0, 0, image)
-        _transform_phases(xp, image, OUTPUT_ADJOINT, r, lambda a, b, c=block: dM[a, b, c])
+def _output_transform_matrix(xp, dtype):
+    """A^T (x) A^T, (4, 16): row 2*a + b, column 4*xi + nu holds A^T[a, xi] * A^T[b, nu]."""
+    A_T = xp.asarray(OUTPUT_TRANSFORM, dtype=dtype)
+    return (A_T[:, None, :, None] * A_T[None, :, None, :]).reshape(4, 16)
 
 
 def _transform_output(M, plan: _Plan, tile, y) -> None:
-    """Y = A^T M A for every tile, its 2x2 outputs interleaved into y (N, Co, Ho, Wo)."""
+    """Y = A^T M A for every tile, its 2x2 outputs interleaved into y (N, Co, Ho, Wo).
+
+    One GEMM, (A^T (x) A^T) (4, 16) @ M (16, Co*n*R*(tw + 1)): it reads M once, at memory
+    speed, where elementwise passes would read it three times. Then each of the four output
+    phases is copied to its rows and columns of y.
+    """
     g, xp = plan.g, plan.xp
     n, r = tile.size
     wq = plan.wide
+    flat_M = M.reshape(16, -1)
+    tiles = scratch(M, 4 * flat_M.shape[1], "winograd tiles").reshape(2, 2, -1, n, r, wq)
+    xp.matmul(_output_transform_matrix(xp, M.dtype), flat_M, out=tiles.reshape(4, -1))
     out = y[tile.samples]
-    for block in plan.blocks(g.out_channels, tile, 12 * r * wq * M.dtype.itemsize):
-        c = block.stop - block.start
-        flat = scratch(M, 12 * c * n * r * wq, "winograd rows")
-        rows, tiles = flat[: 8 * c * n * r * wq], flat[8 * c * n * r * wq :]
-        rows, tiles = rows.reshape(2, 4, c, n, r, wq), tiles.reshape(2, 2, c, n, r, wq)
-        for a, row in enumerate(OUTPUT_TRANSFORM):
-            for b in range(4):
-                _combine(xp, row, [M[k, b, block] for k in range(4)], rows[a, b])
-            for b, column in enumerate(OUTPUT_TRANSFORM):
-                _combine(xp, column, list(rows[a]), tiles[a, b])
-                tile_rows, y_rows = _parity_range(2 * tile.r0 + a, g.out_h, r)
-                tile_cols, y_cols = _parity_range(b, g.out_w, wq)
-                part = tiles[a, b][:, :, tile_rows, tile_cols]
-                out[:, block, y_rows, y_cols] = part.swapaxes(0, 1)
+    for a in range(2):
+        tile_rows, y_rows = _parity_range(2 * tile.r0 + a, g.out_h, r)
+        for b in range(2):
+            tile_cols, y_cols = _parity_range(b, g.out_w, wq)
+            out[:, :, y_rows, y_cols] = tiles[a, b][:, :, tile_rows, tile_cols].swapaxes(0, 1)
+
+
+def _transform_output_gradient(gy, plan: _Plan, tile, dM) -> None:
+    """dM (4, 4, Co, n, R, tw + 1) = A dY A^T for every 2x2 tile (garbage columns zero).
+
+    The adjoint of :func:`_transform_output`: the four phases of the output gradient, then
+    one GEMM with the transpose of its matrix, (16, 4) @ (4, Co*n*R*(tw + 1)).
+    """
+    g, xp = plan.g, plan.xp
+    n, r = tile.size
+    phases = plan.phase_image(n, g.out_channels, r)
+    _split_phases(gy[tile.samples], 2 * tile.r0, 0, phases)
+    matrix = _output_transform_matrix(xp, gy.dtype).T
+    xp.matmul(matrix, phases.reshape(4, -1), out=dM.reshape(16, -1))
 
 
 def _gemm_operands(array, groups: int, width: int):
