@@ -343,9 +343,34 @@ def _gemm_pass(x, g: ConvGeometry, W=None, gy=None) -> tuple:
     on_cpu = backend.is_cpu_array(x)
     with backend.quiet_invalid(x):
         y, gw = _gemm_columns_pass(x, g, W=W, gy=gy, zero_garbage=not on_cpu)
-    if gw is not None and on_cpu and not backend.get_array_module(gw).isfinite(gw).all():
+    if gw is not None and not _finite_on_cpu(gw):
         gw = _gemm_columns_pass(x, g, gy=gy, zero_garbage=True)[1]
     return y, gw
+
+
+def _finite_on_cpu(result) -> bool:
+    """False only for a NumPy result with an inf or NaN (one sum: cheaper than isfinite; a sum
+    that overflows merely costs a needless recomputation). GPU results are not checked: that
+    would wait for the device."""
+    if not backend.is_cpu_array(result):
+        return True
+    with backend.quiet_invalid(result):
+        return bool(backend.get_array_module(result).isfinite(result.sum()))
+
+
+def _winograd_forward(x, W, g: ConvGeometry):
+    """Winograd's conv2d; on the CPU a non-finite output is computed again by im2col, which
+    puts the infs and NaNs where PyTorch does (Winograd spreads them over whole tiles)."""
+    with backend.quiet_invalid(x):
+        y = winograd.forward(x, W, g)
+    return y if _finite_on_cpu(y) else _gemm_pass(x, g, W=W)[0]
+
+
+def _winograd_grad_weight(x, gy, g: ConvGeometry):
+    """Winograd's weight gradient, computed again by im2col if non-finite (as above)."""
+    with backend.quiet_invalid(x):
+        gw = winograd.grad_weight(x, gy, g)
+    return gw if _finite_on_cpu(gw) else _gemm_pass(x, g, gy=gy)[1]
 
 
 def _reversed_conv(W, g: ConvGeometry):
@@ -537,7 +562,7 @@ def conv_forward(x, W, g: ConvGeometry):
     if _is_pointwise(g):
         return _pointwise_forward(x, W, g)
     if winograd.supported(g):
-        return winograd.forward(x, W, g)
+        return _winograd_forward(x, W, g)
     return _gemm_pass(x, g, W=W)[0]
 
 
@@ -569,7 +594,7 @@ def conv_grad_weight(x, gy, g: ConvGeometry):
     if _is_pointwise(g):
         return _pointwise_grad_weight(x, gy, g)
     if winograd.supported(g):
-        return winograd.grad_weight(x, gy, g)
+        return _winograd_grad_weight(x, gy, g)
     return _gemm_pass(x, g, gy=gy)[1]
 
 
@@ -577,6 +602,8 @@ def conv_forward_and_grad_weight(x, W, gy, g: ConvGeometry) -> tuple:
     """(:func:`conv_forward` of x and W, :func:`conv_grad_weight` of x and gy), either None
     when its W or gy is None: the backward of conv_transpose2d. On the im2col path both read
     the same columns of x, built once."""
+    if W is None and gy is None:
+        return None, None
     if _is_depthwise(g) or _is_pointwise(g) or winograd.supported(g):
         y = None if W is None else conv_forward(x, W, g)
         return y, None if gy is None else conv_grad_weight(x, gy, g)

@@ -11,9 +11,11 @@ where d_t is the 4x4 input patch under the tile and ``*`` multiplies elementwise
     M[xi, nu] (Co, P) = U[xi, nu] (Co, C) @ V[xi, nu] (C, P)          (P = tiles, side by side)
 
 so a conv costs 16 GEMMs of C*Co*P multiply-adds (im2col: 9 * 4 = 36 per 4 outputs) plus three
-cheap transforms. B^T and A^T hold only 0 and +-1: each transform is a few additions of strided
-views (rows first, then columns), done block by block of channels so the intermediate rows stay
-in cache. G's 1/2 entries touch only the weights.
+cheap transforms. B^T holds only 0 and +-1: after one copy that splits the input into its row
+and column parities, the input transform is a few additions of contiguous runs (rows first,
+then columns), block by block of channels so the intermediates stay in cache. The output
+transform and its adjoint are one small GEMM each, (4, 16) and (16, 4), which read the
+transformed planes once. G's 1/2 entries touch only the weights.
 
 The gradients reuse the same pieces, as adjoints:
 
@@ -23,14 +25,18 @@ The gradients reuse the same pieces, as adjoints:
   tile (the adjoint of the output transform), then ``dw = G^T dU G``.
 
 F(2x2, 3x3) keeps float32 errors at the level of direct convolution (the larger F(4x4, 3x3)
-tiles need fractions in B and lose about two digits). As with any fast algorithm, an inf in
-the input spreads over the 4x4 patches around it and may give NaN where a direct convolution
-gives inf. Work is cut into tiles of samples (or
-bands of tile rows) of at least MIN_TILE_COLUMNS GEMM columns, capped by TILE_BYTES of
-transformed data on the CPU.
+tiles need fractions in B and lose about two digits). Like any fast algorithm it spreads an
+inf in the input over the tiles around it (``inf * 0`` is NaN): ``conv.py`` checks the result on
+the CPU and computes a non-finite one again by im2col, so the inf and NaN land where PyTorch's
+do; on the GPU, where the check would wait for the device, they may cover whole 2x2 tiles.
+
+Work is cut into tiles of samples (or bands of tile rows) of at least MIN_TILE_COLUMNS GEMM
+columns, capped by TILE_BYTES of transformed data on the CPU.
 """
 
 from __future__ import annotations
+
+import functools
 
 from minigrad import backend
 from minigrad.ops.im2col import ConvGeometry, plan_tiles, scratch
@@ -44,20 +50,16 @@ WEIGHT_TRANSFORM = ((1.0, 0.0, 0.0), (0.5, 0.5, 0.5), (0.5, -0.5, 0.5), (0.0, 0.
 MIN_CHANNELS = 64
 MIN_TILE_COLUMNS = 256
 TILE_BYTES = 8 << 20
-GPU_TILE_BYTES = 512 << 20
+GPU_TILE_BYTES = 256 << 20
 BLOCK_BYTES = 1 << 20
 
 
 def supported(g: ConvGeometry) -> bool:
     """Whether F(2x2, 3x3) computes this conv, and pays: a 3x3 kernel, stride 1, dilation 1,
-    not depthwise, and at least MIN_CHANNELS input and output channels per group (with fewer,
-    the transforms cost more than the GEMMs they save)."""
+    and at least MIN_CHANNELS input and output channels per group (with fewer, the transforms
+    cost more than the GEMMs they save; a depthwise conv has one)."""
     per_group = min(g.in_channels, g.out_channels) // g.groups
-    return (
-        (g.kh, g.kw, g.sy, g.sx, g.dy, g.dx) == (3, 3, 1, 1, 1, 1)
-        and per_group >= MIN_CHANNELS
-        and g.groups < g.in_channels
-    )
+    return (g.kh, g.kw, g.sy, g.sx, g.dy, g.dx) == (3, 3, 1, 1, 1, 1) and per_group >= MIN_CHANNELS
 
 
 class _Plan:
@@ -89,11 +91,16 @@ class _Plan:
         n, r = tile.size
         return n * r * self.wide
 
-    def domain(self, tile, channels: int, slot: str):
-        """A (4, 4, channels, n, R, tw + 1) scratch array for the transformed tiles."""
+    def buffer(self, channels: int, slot: str):
+        """A flat scratch array for the transformed tiles of ``channels`` channels, sized for
+        the largest tile (the first) and reused by every tile."""
+        largest = self.width(self.tiles[0]) if self.tiles else 0
+        return scratch(self.like, 16 * channels * largest, slot)
+
+    def domain(self, buffer, tile, channels: int):
+        """``buffer`` as the (4, 4, channels, n, R, tw + 1) transformed tiles of ``tile``."""
         n, r = tile.size
-        flat = scratch(self.like, 16 * channels * n * r * self.wide, slot)
-        return flat.reshape(4, 4, channels, n, r, self.wide)
+        return buffer[: 16 * channels * n * r * self.wide].reshape(4, 4, channels, n, r, self.wide)
 
     def blocks(self, channels: int, tile, plane_bytes: int) -> list:
         """Slices of channels whose transform intermediates, ``plane_bytes`` per sample and
@@ -179,10 +186,23 @@ def _transform_phases(xp, image, transform, rows: int, target) -> None:
             _combine(xp, row, parts, target(a, b))
 
 
-def _weight_transform_matrix(xp, dtype):
-    """G (x) G, (16, 9): row 4*xi + nu, column 3*i + j holds G[xi, i] * G[nu, j]."""
-    G = xp.asarray(WEIGHT_TRANSFORM, dtype=dtype)
-    return (G[:, None, :, None] * G[None, :, None, :]).reshape(16, 9)
+@functools.lru_cache(maxsize=32)
+def _matrices(xp, dtype, device) -> tuple:
+    """(G (x) G, A^T (x) A^T) in ``dtype`` on ``device``, built once: a fresh upload on every
+    conv would be a host transfer per call.
+
+    ``G (x) G`` (16, 9): row 4*xi + nu, column 3*i + j holds G[xi, i] * G[nu, j].
+    ``A^T (x) A^T`` (4, 16): row 2*a + b, column 4*xi + nu holds A^T[a, xi] * A^T[b, nu].
+    """
+    factors = (xp.asarray(m, dtype=dtype) for m in (WEIGHT_TRANSFORM, OUTPUT_TRANSFORM))
+    return tuple(xp.kron(m, m) for m in factors)
+
+
+def _matrix(like, which: int):
+    """Matrix ``which`` of :func:`_matrices` for the dtype and device of ``like``."""
+    xp = backend.get_array_module(like)
+    device = getattr(like.device, "id", None) if backend.is_gpu_array(like) else None
+    return _matrices(xp, like.dtype, device)[which]
 
 
 def transformed_weight(W, g: ConvGeometry):
@@ -191,16 +211,13 @@ def transformed_weight(W, g: ConvGeometry):
     One GEMM, (G (x) G) @ w as (9, Co*C/groups): it lands in the layout the batched GEMMs use.
     """
     xp = backend.get_array_module(W)
-    kron = _weight_transform_matrix(xp, W.dtype)
-    U = kron @ xp.ascontiguousarray(W).reshape(-1, 9).T
+    U = _matrix(W, 0) @ xp.ascontiguousarray(W).reshape(-1, 9).T
     return U.reshape(16, g.groups, g.out_channels // g.groups, -1)
 
 
 def _weight_from_domain(dU, g: ConvGeometry):
     """dw = G^T dU G, the adjoint of :func:`transformed_weight`: (Co, C/groups, 3, 3)."""
-    xp = backend.get_array_module(dU)
-    kron = _weight_transform_matrix(xp, dU.dtype)
-    return (dU.reshape(16, -1).T @ kron).reshape(g.weight_shape)
+    return (dU.reshape(16, -1).T @ _matrix(dU, 0)).reshape(g.weight_shape)
 
 
 def _transform_input(x, plan: _Plan, tile, V) -> None:
@@ -218,12 +235,6 @@ def _transform_input(x, plan: _Plan, tile, V) -> None:
         _transform_phases(xp, image, INPUT_TRANSFORM, r, lambda a, b, c=block: V[a, b, c])
 
 
-def _output_transform_matrix(xp, dtype):
-    """A^T (x) A^T, (4, 16): row 2*a + b, column 4*xi + nu holds A^T[a, xi] * A^T[b, nu]."""
-    A_T = xp.asarray(OUTPUT_TRANSFORM, dtype=dtype)
-    return (A_T[:, None, :, None] * A_T[None, :, None, :]).reshape(4, 16)
-
-
 def _transform_output(M, plan: _Plan, tile, y) -> None:
     """Y = A^T M A for every tile, its 2x2 outputs interleaved into y (N, Co, Ho, Wo).
 
@@ -236,7 +247,7 @@ def _transform_output(M, plan: _Plan, tile, y) -> None:
     wq = plan.wide
     flat_M = M.reshape(16, -1)
     tiles = scratch(M, 4 * flat_M.shape[1], "winograd tiles").reshape(2, 2, -1, n, r, wq)
-    xp.matmul(_output_transform_matrix(xp, M.dtype), flat_M, out=tiles.reshape(4, -1))
+    xp.matmul(_matrix(M, 1), flat_M, out=tiles.reshape(4, -1))
     out = y[tile.samples]
     for a in range(2):
         tile_rows, y_rows = _parity_range(2 * tile.r0 + a, g.out_h, r)
@@ -255,8 +266,7 @@ def _transform_output_gradient(gy, plan: _Plan, tile, dM) -> None:
     n, r = tile.size
     phases = plan.phase_image(n, g.out_channels, r)
     _split_phases(gy[tile.samples], 2 * tile.r0, 0, phases)
-    matrix = _output_transform_matrix(xp, gy.dtype).T
-    xp.matmul(matrix, phases.reshape(4, -1), out=dM.reshape(16, -1))
+    xp.matmul(_matrix(gy, 1).T, phases.reshape(4, -1), out=dM.reshape(16, -1))
 
 
 def _gemm_operands(array, groups: int, width: int):
@@ -270,10 +280,12 @@ def forward(x, W, g: ConvGeometry):
     plan = _Plan(x, g)
     U = transformed_weight(W, g)
     y = xp.empty(g.out_shape, dtype=x.dtype)
+    V_buffer = plan.buffer(g.in_channels, "winograd V")
+    M_buffer = plan.buffer(g.out_channels, "winograd M")
     for tile in plan.tiles:
-        V = plan.domain(tile, g.in_channels, "winograd V")
+        V = plan.domain(V_buffer, tile, g.in_channels)
         _transform_input(x, plan, tile, V)
-        M = plan.domain(tile, g.out_channels, "winograd M")
+        M = plan.domain(M_buffer, tile, g.out_channels)
         width = plan.width(tile)
         xp.matmul(
             U,
@@ -291,10 +303,12 @@ def grad_weight(x, gy, g: ConvGeometry):
     per_group = (16, g.groups, g.out_channels // g.groups, g.in_channels // g.groups)
     dU = xp.zeros(per_group, dtype=x.dtype)
     product = xp.empty_like(dU)
+    V_buffer = plan.buffer(g.in_channels, "winograd V")
+    M_buffer = plan.buffer(g.out_channels, "winograd M")
     for tile in plan.tiles:
-        V = plan.domain(tile, g.in_channels, "winograd V")
+        V = plan.domain(V_buffer, tile, g.in_channels)
         _transform_input(x, plan, tile, V)
-        dM = plan.domain(tile, g.out_channels, "winograd M")
+        dM = plan.domain(M_buffer, tile, g.out_channels)
         _transform_output_gradient(gy, plan, tile, dM)
         width = plan.width(tile)
         v = _gemm_operands(V, g.groups, width)

@@ -11,6 +11,7 @@ from helpers import REAL_GPU
 
 import minigrad as mg
 import minigrad.functional as F
+from minigrad.ops import winograd
 
 pytestmark = pytest.mark.skipif(REAL_GPU, reason="counts transfers of the CPU stand-in")
 
@@ -52,8 +53,13 @@ def _step(params, stats, x, target, lr=0.1):
     return loss.item()
 
 
-def test_one_training_step_moves_only_the_loss_to_the_host():
+@pytest.mark.parametrize("winograd_channels", [None, 2])
+def test_one_training_step_moves_only_the_loss_to_the_host(monkeypatch, winograd_channels):
+    """Also with the 3x3 conv on the Winograd path (forced down to 2 channels per group)."""
     from minigrad.testing import fake_cupy
+
+    if winograd_channels is not None:
+        monkeypatch.setattr(winograd, "MIN_CHANNELS", winograd_channels)
 
     params, stats = _network("gpu")
     rng = np.random.default_rng(1)

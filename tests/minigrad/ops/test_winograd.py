@@ -5,6 +5,7 @@ import contextlib
 
 import numpy as np
 import pytest
+import torch
 import torch.nn.functional as TF
 from helpers import check_parity, float_dtypes, random_array, seeds
 from hypothesis import given, settings
@@ -14,6 +15,7 @@ import minigrad as mg
 from minigrad.gradcheck import gradcheck
 from minigrad.ops import winograd
 from minigrad.ops.conv import conv2d, conv2d_geometry, conv_transpose2d
+from minigrad.ops.im2col import scratch
 
 pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same':UserWarning")
 
@@ -22,8 +24,9 @@ pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same':UserWarning
 def routed_to_winograd(tiny_tiles: bool = False):
     """Route every 3x3 stride-1 conv with 2+ channels per group to Winograd; count the calls.
 
-    With ``tiny_tiles``, each GEMM tile is one row of 2x2 tiles of one sample and each
-    transform block one channel.
+    Scratch arrays come filled with NaN, so a value read before it is written shows. With
+    ``tiny_tiles``, each GEMM tile is one row of 2x2 tiles of one sample and each transform
+    block one channel.
     """
     counts = {"forward": 0, "grad_weight": 0}
 
@@ -36,8 +39,14 @@ def routed_to_winograd(tiny_tiles: bool = False):
 
         return run
 
+    def poisoned(like, size, slot):
+        array = scratch(like, size, slot)
+        array[...] = np.nan
+        return array
+
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(winograd, "MIN_CHANNELS", 2)
+        patch.setattr(winograd, "scratch", poisoned)
         for name in counts:
             patch.setattr(winograd, name, counted(name))
         if tiny_tiles:
@@ -160,3 +169,24 @@ def test_winograd_input_far_from_zero_keeps_float32_accuracy(device):
             reduction=64,
         )
     assert calls["forward"] >= 1
+
+
+@pytest.mark.parametrize("position", [(0, 0, 0, 0), (1, 2, 3, 4), (0, 1, 5, 6)])
+def test_an_inf_gives_the_infs_and_nans_of_torch_on_the_cpu(position):
+    """Winograd spreads an inf over whole tiles; the CPU path computes such results again by
+    im2col, so output and weight gradient match PyTorch's, non-finite entries included."""
+    x = random_array(0, (2, 3, 7, 8), np.float64)
+    x[position] = np.inf
+    w = random_array(1, (4, 3, 3, 3), np.float64)
+    gy = random_array(2, (2, 4, 7, 8), np.float64)
+    xt = mg.tensor(x)
+    wt = mg.tensor(w, requires_grad=True)
+    with routed_to_winograd() as calls:
+        y = conv2d(xt, wt, padding=1)
+        y.backward(mg.tensor(gy))
+    assert calls["forward"] == 1 and calls["grad_weight"] == 1
+    tw = torch.tensor(w, requires_grad=True)
+    ty = TF.conv2d(torch.tensor(x), tw, padding=1)
+    ty.backward(torch.tensor(gy))
+    for ours, theirs in ((y.detach().numpy(), ty.detach().numpy()), (wt.grad.numpy(), tw.grad)):
+        np.testing.assert_allclose(ours, np.asarray(theirs), rtol=1e-10, atol=1e-10)
