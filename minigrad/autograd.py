@@ -81,7 +81,7 @@ class Function:
     """
 
     def __init__(self):
-        self.inputs: tuple = ()
+        self.inputs: tuple = ()  # one Edge per tensor input
         self.saved: tuple = ()
         self.needs_input_grad: tuple = ()
         self.released = False
@@ -115,7 +115,7 @@ class Function:
         record = any(fn.needs_input_grad) and out.dtype.kind in "fc"
         result = Tensor._wrap(out, requires_grad=record, grad_fn=fn if record else None)
         if record:
-            fn.inputs = inputs
+            fn.inputs = tuple(Edge.to(t) for t in inputs)
         else:
             fn.saved = ()
         if extras:
@@ -127,6 +127,27 @@ class Function:
         self.saved = ()
         self.inputs = ()
         self.released = True
+
+
+class Edge:
+    """Where the gradient of one input of a Function goes, without keeping the input's data.
+
+    A leaf's gradient is accumulated into the leaf, so the edge holds the leaf tensor (which
+    its owner keeps alive anyway); a computed input's gradient goes to the Function that made
+    it, so the edge holds only that Function and the input's shape and dtype. An intermediate
+    value is then freed as soon as nothing but the graph refers to it, unless a backward saved
+    it (as PyTorch's graph does: ``y = bn(x); y.sum()`` does not keep ``y`` alive).
+    """
+
+    __slots__ = ("shape", "dtype", "grad_fn", "leaf")
+
+    def __init__(self, shape: tuple, dtype, grad_fn, leaf):
+        self.shape, self.dtype, self.grad_fn, self.leaf = shape, dtype, grad_fn, leaf
+
+    @classmethod
+    def to(cls, tensor) -> Edge:
+        leaf = tensor if tensor.grad_fn is None else None
+        return cls(tuple(tensor.shape), tensor.dtype, tensor.grad_fn, leaf)
 
 
 def _check_inputs(op: str, inputs, tensor_cls) -> None:
@@ -182,19 +203,19 @@ def _topological_order(root_fn: Function) -> list:
             )
         visited.add(id(fn))
         stack.append((fn, True))
-        for t in fn.inputs:
-            if t.grad_fn is not None and id(t.grad_fn) not in visited:
-                stack.append((t.grad_fn, False))
+        for edge in fn.inputs:
+            if edge.grad_fn is not None and id(edge.grad_fn) not in visited:
+                stack.append((edge.grad_fn, False))
     order.reverse()
     return order
 
 
-def _as_input_grad(fn: Function, grad, tensor):
+def _as_input_grad(fn: Function, grad, edge: Edge):
     """Reduce a gradient to its input's shape, checking shape and dtype, naming the op."""
-    grad = unbroadcast(grad, tuple(tensor.shape), fn.name)
-    if grad.dtype != tensor.dtype:
+    grad = unbroadcast(grad, edge.shape, fn.name)
+    if grad.dtype != edge.dtype:
         raise RuntimeError(
-            f"{fn.name}.backward returned dtype {grad.dtype} for an input of dtype {tensor.dtype}"
+            f"{fn.name}.backward returned dtype {grad.dtype} for an input of dtype {edge.dtype}"
         )
     return grad
 
@@ -221,14 +242,14 @@ def run_backward(root, gradient, retain_graph: bool = False) -> None:
             raise RuntimeError(
                 f"{fn.name}.backward returned {len(grads)} gradients for {len(fn.inputs)} inputs"
             )
-        for tensor, needs, grad in zip(fn.inputs, fn.needs_input_grad, grads, strict=True):
+        for edge, needs, grad in zip(fn.inputs, fn.needs_input_grad, grads, strict=True):
             if not needs or grad is None:
                 continue
-            grad = _as_input_grad(fn, grad, tensor)
-            if tensor.grad_fn is None:
-                _accumulate(tensor, grad, Tensor, handed_out)
+            grad = _as_input_grad(fn, grad, edge)
+            if edge.grad_fn is None:
+                _accumulate(edge.leaf, grad, Tensor, handed_out)
             else:
-                key = id(tensor.grad_fn)
+                key = id(edge.grad_fn)
                 pending[key] = grad if key not in pending else pending[key] + grad
         if not retain_graph:
             fn.release()

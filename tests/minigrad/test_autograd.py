@@ -1,10 +1,13 @@
 """Autograd behaviour: accumulation, retain_graph, no_grad, deep chains, diamonds, errors."""
 
+import weakref
+
 import numpy as np
 import pytest
 import torch
 
 import minigrad as mg
+import minigrad.functional as F
 
 
 def _pair(values, device):
@@ -134,6 +137,23 @@ def test_graph_is_freed_after_backward(device):
     z = y.sum()
     z.backward()
     assert y.grad_fn.saved == () and y.grad_fn.inputs == ()
+
+
+def test_the_graph_does_not_keep_an_intermediate_alive(device):
+    """The graph holds no intermediate Tensor, only the arrays each backward saved: dropping
+    the names of ``x * 2`` and ``relu(x * 2)`` frees them (and the product's array, which no
+    backward needs), as in PyTorch; the gradient is still right."""
+    x, tx = _pair([[1.0, -2.0], [3.0, 4.0]], device)
+    product = x * 2
+    product_ref = weakref.ref(product)
+    y = F.relu(product)
+    loss = y.sum()
+    y_ref = weakref.ref(y)
+    del product, y
+    assert product_ref() is None and y_ref() is None
+    loss.backward()
+    torch.relu(tx * 2).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy())
 
 
 def test_a_wrong_backward_shape_names_the_op(device):
