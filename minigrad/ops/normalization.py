@@ -153,8 +153,7 @@ class NormalizeWithBatchStats(Function):
     def backward(self, gy):
         x3, mean, invstd, weight = self.saved
         geo = self.geo
-        xp = backend.get_array_module(gy)
-        gy3 = xp.ascontiguousarray(gy).reshape(geo.view)
+        gy3 = gy.reshape(geo.view)  # a view when it can be (a broadcast gy stays one)
         sum_gy, sum_gy_xc = _gradient_sums(gy3, x3, _coefficient(mean), geo)
         grads = [None] * len(self.needs_input_grad)
         if self.needs_input_grad[0]:
@@ -192,8 +191,7 @@ class NormalizeWithGivenStats(Function):
     def backward(self, gy):
         x3, mean, invstd, scale = self.saved
         geo = self.geo
-        xp = backend.get_array_module(gy)
-        gy3 = xp.ascontiguousarray(gy).reshape(geo.view)
+        gy3 = gy.reshape(geo.view)  # a view when it can be (a broadcast gy stays one)
         grads = [None] * len(self.needs_input_grad)
         if self.needs_input_grad[0]:
             grads[0] = _scale_and_shift(gy3, _coefficient(scale), None, geo)
