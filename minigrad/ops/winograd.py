@@ -274,24 +274,27 @@ def _gemm_operands(array, groups: int, width: int):
     return array.reshape(16, groups, -1, width)
 
 
+def _transformed_inputs(x, plan: _Plan):
+    """Yield (tile, V, M) per tile: V its transformed input, M room for the other operand of
+    its GEMM, both (4, 4, channels, n, R, tw + 1) views of two buffers every tile reuses."""
+    g = plan.g
+    V_buffer = plan.buffer(g.in_channels, "winograd V")
+    M_buffer = plan.buffer(g.out_channels, "winograd M")
+    for tile in plan.tiles:
+        V = plan.domain(V_buffer, tile, g.in_channels)
+        _transform_input(x, plan, tile, V)
+        yield tile, V, plan.domain(M_buffer, tile, g.out_channels)
+
+
 def forward(x, W, g: ConvGeometry):
     """The 3x3 stride-1 conv2d of x (N, C, H, W) with W (Co, C/groups, 3, 3): (N, Co, Ho, Wo)."""
     xp = backend.get_array_module(x)
     plan = _Plan(x, g)
     U = transformed_weight(W, g)
     y = xp.empty(g.out_shape, dtype=x.dtype)
-    V_buffer = plan.buffer(g.in_channels, "winograd V")
-    M_buffer = plan.buffer(g.out_channels, "winograd M")
-    for tile in plan.tiles:
-        V = plan.domain(V_buffer, tile, g.in_channels)
-        _transform_input(x, plan, tile, V)
-        M = plan.domain(M_buffer, tile, g.out_channels)
+    for tile, V, M in _transformed_inputs(x, plan):
         width = plan.width(tile)
-        xp.matmul(
-            U,
-            _gemm_operands(V, g.groups, width),
-            out=_gemm_operands(M, g.groups, width),
-        )
+        xp.matmul(U, _gemm_operands(V, g.groups, width), out=_gemm_operands(M, g.groups, width))
         _transform_output(M, plan, tile, y)
     return y
 
@@ -303,12 +306,7 @@ def grad_weight(x, gy, g: ConvGeometry):
     per_group = (16, g.groups, g.out_channels // g.groups, g.in_channels // g.groups)
     dU = xp.zeros(per_group, dtype=x.dtype)
     product = xp.empty_like(dU)
-    V_buffer = plan.buffer(g.in_channels, "winograd V")
-    M_buffer = plan.buffer(g.out_channels, "winograd M")
-    for tile in plan.tiles:
-        V = plan.domain(V_buffer, tile, g.in_channels)
-        _transform_input(x, plan, tile, V)
-        dM = plan.domain(M_buffer, tile, g.out_channels)
+    for tile, V, dM in _transformed_inputs(x, plan):
         _transform_output_gradient(gy, plan, tile, dM)
         width = plan.width(tile)
         v = _gemm_operands(V, g.groups, width)
