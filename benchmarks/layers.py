@@ -212,6 +212,22 @@ def _memory_in_subprocess(case_index: int, framework: str) -> float:
     return float(out.stdout.strip())
 
 
+def copy_bandwidth_gbs(megabytes: int = 32, repeat: int = 15) -> float:
+    """Memory bandwidth of a large NumPy copy (GB/s read + written), median of ``repeat``.
+
+    Printed before and after the cases: on a shared machine it drifts by a third or more, and
+    our memory-bound ops drift with it, so it tells whether two tables are comparable.
+    """
+    source = np.ones(megabytes << 18, dtype=np.float32)
+    target = np.empty_like(source)
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        np.copyto(target, source)
+        times.append(time.perf_counter() - start)
+    return 2 * source.nbytes / statistics.median(times) / 1e9
+
+
 def print_table(rows: list) -> None:
     header = f"{'case':44s} {'pass':17s} {'minigrad ms':>12s} {'torch ms':>10s} {'ratio':>7s}"
     print(header)
@@ -269,6 +285,7 @@ def main(argv=None) -> None:
         for i, c in enumerate(CASES)
         if not args.cases or any(s in c.name for s in args.cases)
     ]
+    bandwidth_before = copy_bandwidth_gbs()
     rows = []
     for i, case in chosen:
         row = time_case(case, args.device, args.repeat, args.warmup)
@@ -277,7 +294,8 @@ def main(argv=None) -> None:
         rows.append(row)
     print(
         f"device={args.device}  torch threads={torch.get_num_threads()}  "
-        f"median of {args.repeat} after {args.warmup} warm-up runs"
+        f"median of {args.repeat} after {args.warmup} warm-up runs  "
+        f"copy bandwidth {bandwidth_before:.1f} GB/s before, {copy_bandwidth_gbs():.1f} after"
     )
     print_table(rows)
     if args.json:
