@@ -41,10 +41,9 @@ import functools
 from minigrad import backend
 from minigrad.ops.im2col import ConvGeometry, plan_tiles, scratch
 
-# The 1-D transforms, as rows of coefficients over the input phases (entries 0 or +-1).
+# The 1-D transforms, as rows of coefficients over the phases of a tile.
 INPUT_TRANSFORM = ((1, 0, -1, 0), (0, 1, 1, 0), (0, -1, 1, 0), (0, 1, 0, -1))  # B^T
 OUTPUT_TRANSFORM = ((1, 1, 1, 0), (0, 1, -1, -1))  # A^T
-OUTPUT_ADJOINT = ((1, 0), (1, 1), (1, -1), (0, -1))  # A: the output gradient into M's domain
 WEIGHT_TRANSFORM = ((1.0, 0.0, 0.0), (0.5, 0.5, 0.5), (0.5, -0.5, 0.5), (0.0, 0.0, 1.0))  # G
 
 MIN_CHANNELS = 64
@@ -118,19 +117,13 @@ class _Plan:
 
 
 def _combine(xp, coefficients, inputs, out) -> None:
-    """``out = sum_k coefficients[k] * inputs[k]`` for coefficients in {-1, 0, 1}, in place."""
-    terms = [(c, a) for c, a in zip(coefficients, inputs, strict=True) if c]
-    (sign, first), rest = terms[0], terms[1:]
-    if sign < 0:
-        xp.negative(first, out=out)
-    elif rest:
-        op = xp.add if rest[0][0] > 0 else xp.subtract
-        op(first, rest[0][1], out=out)
-        rest = rest[1:]
-    else:
-        xp.copyto(out, first)
-    for c, a in rest:
-        (xp.add if c > 0 else xp.subtract)(out, a, out=out)
+    """``out = sum_k coefficients[k] * inputs[k]`` for a row of B^T: two coefficients of +-1,
+    one of them +1, the others 0. One pass: ``a + b`` or ``a - b``, the positive term first."""
+    (c0, a0), (c1, a1) = sorted(
+        ((c, a) for c, a in zip(coefficients, inputs, strict=True) if c),
+        key=lambda term: -term[0],
+    )
+    (xp.add if c1 > 0 else xp.subtract)(a0, a1, out=out)
 
 
 def _parity_range(offset: int, size: int, count: int) -> tuple:
@@ -166,7 +159,7 @@ def _transform_phases(xp, image, transform, rows: int, target) -> None:
 
     Args:
         image: (2, 2, c, n, R', Wq) from :func:`_split_phases` (row parity, column parity).
-        transform: coefficient rows (outputs, phases), entries 0 or +-1.
+        transform: coefficient rows (outputs, phases) such as :func:`_combine` takes.
         rows: R, the tile rows.
         target: ``target(a, b)``, where output (a, b) goes: (c, n, R, Wq), contiguous.
     """
