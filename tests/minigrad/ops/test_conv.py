@@ -225,6 +225,32 @@ def test_only_weight_gradient_when_input_needs_none(device):
     np.testing.assert_allclose(weight.grad.numpy(), expected.grad.numpy(), rtol=1e-10)
 
 
+@pytest.mark.parametrize(
+    "needs", [(True, False, False), (False, True, False), (False, False, True)]
+)
+def test_conv_transpose2d_gradients_for_any_subset_of_inputs(device, monkeypatch, needs):
+    """The backward shares one im2col between the input and weight gradients; with only one
+    of them (or only the bias) it computes just that, and with only the bias no columns."""
+    arrays = [
+        random_array(0, (2, 4, 3, 3), np.float64),
+        random_array(1, (4, 3, 2, 2), np.float64),
+        random_array(2, (3,), np.float64),
+    ]
+    im2col_calls = []
+    monkeypatch.setattr(conv_ops, "im2col", lambda *a: im2col_calls.append(1) or im2col.im2col(*a))
+    ours = [
+        mg.tensor(a, device=device, requires_grad=r) for a, r in zip(arrays, needs, strict=True)
+    ]
+    theirs = [torch.tensor(a, requires_grad=r) for a, r in zip(arrays, needs, strict=True)]
+    conv_transpose2d(*ours, stride=2).sum().backward()
+    TF.conv_transpose2d(*theirs, stride=2).sum().backward()
+    for o, t in zip(ours, theirs, strict=True):
+        assert (o.grad is None) == (t.grad is None)
+        if t.grad is not None:
+            np.testing.assert_allclose(o.grad.numpy(), t.grad.numpy(), rtol=1e-10)
+    assert im2col_calls if needs[:2] != (False, False) else not im2col_calls
+
+
 GRADCHECK_CASES = {
     "dense": ((1, 2, 4, 5), (3, 2, 3, 3), dict(padding=1)),
     "strided_dilated": (
