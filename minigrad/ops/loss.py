@@ -4,7 +4,8 @@
 (weighted, label-smoothed) negative log-likelihood in one Function; its backward is
 ``softmax - onehot``, scaled. Inputs are (N, C, d1, ..., dk) with class-index targets
 (N, d1, ..., dk), viewed inside as (N, C, L) and (N, 1, L). Ignored targets are replaced by
-class 0 before gathering and masked out of the loss, the weights and the gradient.
+class 0 before gathering and masked out of the loss, the weights and the gradient. Like
+PyTorch's, ``cross_entropy`` also takes class probabilities (soft labels) of the input's shape.
 
 Target range checks run only for NumPy arrays: on the GPU they would copy the targets to the
 host on every call, so an out-of-range class there gives undefined values instead of an error.
@@ -33,8 +34,9 @@ def _class_views(x, target, ignore_index: int) -> tuple:
 
 
 def _reduce(losses, total_weight, reduction: str, target_shape: tuple):
-    """Apply ``reduction`` to per-element losses; the mean divides by the summed weights
-    (NaN, without a warning, when nothing counts, as in PyTorch)."""
+    """Apply ``reduction`` to per-element losses; the mean divides by ``total_weight`` (the
+    summed weights, or the element count for probability targets; NaN, without a warning,
+    when nothing counts, as in PyTorch)."""
     xp = backend.get_array_module(losses)
     if reduction == "none":
         return losses.reshape(target_shape)
@@ -101,6 +103,46 @@ class CrossEntropy(Function):
         at_target = xp.take_along_axis(gx, t, axis=1)
         xp.put_along_axis(gx, t, at_target - g * (1 - eps) * w_t, axis=1)
         return gx.reshape(shape), None
+
+
+class CrossEntropyWithProbabilities(Function):
+    """log_softmax over the class axis against class probabilities ``p`` (soft labels).
+
+    Per element (n, l), with ``q = (1 - eps) * p + eps / C`` and ``logs = log_softmax(x)``:
+    ``loss = -sum_c w[c] * q[c] * logs[c]``; the mean divides by N * L (PyTorch's rule for
+    probability targets: the weights do not enter the divisor). Gradients:
+    ``dx = g * (softmax * sum_c w q - w q)`` and ``dp = -g * (1 - eps) * w * logs``.
+    """
+
+    def forward(self, x, target, weight, reduction, label_smoothing):
+        xp = backend.get_array_module(x)
+        n, c = (1, x.shape[0]) if x.ndim == 1 else x.shape[:2]
+        x3 = x.reshape(n, c, -1)
+        q = target.reshape(n, c, -1)
+        if label_smoothing > 0:
+            q = (1 - label_smoothing) * q + label_smoothing / c
+        wq = q if weight is None else q * weight.astype(x.dtype, copy=False)[:, None]
+        shifted = x3 - x3.max(axis=1, keepdims=True)
+        log_probs = shifted - xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
+        losses = -(wq * log_probs).sum(axis=1, keepdims=True)
+        count = x.dtype.type(losses.size)
+        self.args = (x.shape, reduction, label_smoothing, count)
+        self.save_for_backward(log_probs, wq, weight)
+        kept_shape = x.shape[:1] + x.shape[2:] if x.ndim > 1 else ()
+        return _reduce(losses, count, reduction, kept_shape)
+
+    def backward(self, gy):
+        log_probs, wq, weight = self.saved
+        xp = backend.get_array_module(gy)
+        shape, reduction, eps, count = self.args
+        g = _loss_coefficients(gy, count, reduction, log_probs.shape[0])
+        gx = gp = None
+        if self.needs_input_grad[0]:
+            gx = (g * (xp.exp(log_probs) * wq.sum(axis=1, keepdims=True) - wq)).reshape(shape)
+        if self.needs_input_grad[1]:
+            w = 1 if weight is None else weight.astype(log_probs.dtype, copy=False)[:, None]
+            gp = (-(1 - eps) * g * w * log_probs).reshape(shape)
+        return gx, gp
 
 
 class NLLLoss(Function):
@@ -183,18 +225,38 @@ def _check_constant(op: str, name: str, t, input: Tensor) -> None:
         )
 
 
-def _check_class_target(op: str, input: Tensor, target, weight, ignore_index: int) -> None:
-    """Input (N, C, *) float, target (N, *) integer class indices, weight (C,)."""
+def _classes(input: Tensor) -> int:
+    """C of an (N, C, d1, ..., dk) or (C,) input."""
+    return input.shape[0] if input.ndim == 1 else input.shape[1]
+
+
+def _check_class_weight(op: str, weight, input: Tensor) -> None:
+    """``weight`` is None or a constant (C,) float Tensor beside the input."""
+    _check_constant(op, "weight", weight, input)
+    classes = _classes(input)
+    if weight is not None and weight.shape != (classes,):
+        raise ValueError(
+            f"{op}: weight must have shape ({classes},) for {classes} classes, got {weight.shape}"
+        )
+
+
+def _check_logits(op: str, input: Tensor, target) -> None:
+    """Input and target are Tensors, the input a floating (C,) or (N, C, *) one."""
     if not isinstance(input, Tensor) or not isinstance(target, Tensor):
         raise TypeError(f"{op}: input and target must be Tensors")
     if input.dtype.kind != "f":
         raise TypeError(f"{op}: input must be a floating-point tensor, got dtype {input.dtype}")
+    if input.ndim == 0:
+        raise ValueError(f"{op}: input must have shape (C,) or (N, C, *), got a 0-d tensor")
+
+
+def _check_class_target(op: str, input: Tensor, target, weight, ignore_index: int) -> None:
+    """Input (N, C, *) float, target (N, *) integer class indices, weight (C,)."""
+    _check_logits(op, input, target)
     if target.dtype.kind not in "iu":
         raise TypeError(
             f"{op}: target must hold integer class indices (int64), got dtype {target.dtype}"
         )
-    if input.ndim == 0:
-        raise ValueError(f"{op}: input must have shape (C,) or (N, C, *), got a 0-d tensor")
     expected = () if input.ndim == 1 else input.shape[:1] + input.shape[2:]
     if target.shape != expected:
         raise ValueError(
@@ -205,14 +267,34 @@ def _check_class_target(op: str, input: Tensor, target, weight, ignore_index: in
         raise backend.DeviceError(
             f"{op}: target is on {target.device} but input is on {input.device}"
         )
-    classes = input.shape[0] if input.ndim == 1 else input.shape[1]
-    _check_constant(op, "weight", weight, input)
-    if weight is not None and weight.shape != (classes,):
-        raise ValueError(
-            f"{op}: weight must have shape ({classes},) for {classes} classes, got {weight.shape}"
-        )
+    _check_class_weight(op, weight, input)
     if backend.is_cpu_array(target.data):
-        _check_target_range(op, target.data, classes, ignore_index)
+        _check_target_range(op, target.data, _classes(input), ignore_index)
+
+
+def _check_probability_target(op: str, input: Tensor, target: Tensor, weight, ignore_index: int):
+    """Class probabilities: the input's shape, dtype and device; no ``ignore_index``."""
+    _check_logits(op, input, target)
+    if target.dtype != input.dtype:
+        raise TypeError(
+            f"{op}: class-probability target must have the input's floating dtype, got input "
+            f"{input.dtype} and target {target.dtype} (convert the target with .to(input.dtype))"
+        )
+    if target.shape != input.shape:
+        raise ValueError(
+            f"{op}: class-probability target of shape {target.shape} must have the input's "
+            f"shape {input.shape} (or pass integer class indices of shape (N, d1, ..., dk))"
+        )
+    if target.device != input.device:
+        raise backend.DeviceError(
+            f"{op}: target is on {target.device} but input is on {input.device}"
+        )
+    if ignore_index != -100:
+        raise ValueError(
+            f"{op}: ignore_index is not supported for class-probability targets, got "
+            f"ignore_index={ignore_index} (mask the loss with reduction='none' instead)"
+        )
+    _check_class_weight(op, weight, input)
 
 
 def _check_target_range(op: str, t, classes: int, ignore_index: int) -> None:
@@ -235,33 +317,51 @@ def cross_entropy(
     reduction: str = "mean",
     label_smoothing: float = 0.0,
 ) -> Tensor:
-    """Cross entropy of logits and class indices, as ``torch.nn.functional.cross_entropy``.
+    """Cross entropy of logits and class indices or probabilities, as PyTorch's.
 
     Per element, with ``p = softmax(input)`` over dim 1, ``eps = label_smoothing``:
-    ``loss = (1 - eps) * w[t] * -log p[t] + eps / C * sum_c w[c] * -log p[c]``, and 0 where
-    ``t == ignore_index``. ``"mean"`` divides the sum by the sum of ``w[t]`` over the counted
-    elements (NaN when there are none), ``"sum"`` sums, ``"none"`` keeps the target's shape.
+
+    - class indices ``t``: ``loss = (1 - eps) * w[t] * -log p[t] + eps / C * sum_c w[c] *
+      -log p[c]``, and 0 where ``t == ignore_index``; ``"mean"`` divides the sum by the sum of
+      ``w[t]`` over the counted elements (NaN when there are none);
+    - class probabilities ``q`` (soft labels, the input's shape, dtype): ``loss = -sum_c w[c] *
+      ((1 - eps) * q[c] + eps / C) * log p[c]``; ``"mean"`` divides by the number of elements
+      N * d1 * ... * dk. The target gets a gradient, as in PyTorch.
+
+    ``"sum"`` sums, ``"none"`` keeps the shape (N, d1, ..., dk).
 
     Args:
         input: (N, C, d1, ..., dk) or (C,) logits, floating.
-        target: (N, d1, ..., dk) or () integer class indices in [0, C) or ``ignore_index``.
+        target: (N, d1, ..., dk) or () integer class indices in [0, C) or ``ignore_index``;
+            or class probabilities of the input's shape and dtype.
         weight: optional (C,) class weights (no gradient).
-        ignore_index: target value that contributes neither loss nor gradient.
+        ignore_index: target value that contributes neither loss nor gradient (class indices
+            only).
         reduction: "mean", "sum" or "none".
         label_smoothing: ``eps`` in [0, 1].
 
     Shapes:
-        output: () for "mean"/"sum"; the target's shape (N, d1, ..., dk) for "none".
+        output: () for "mean"/"sum"; (N, d1, ..., dk) for "none".
 
     Raises:
-        TypeError: a non-integer target. ValueError: shapes that don't match (naming both),
-        a target out of range (naming it and its position; checked on the CPU only), a bad
-        ``reduction`` or ``label_smoothing``.
+        TypeError: a target neither integer nor of the input's dtype. ValueError: shapes that
+        don't match (naming both), a target out of range (naming it and its position; checked
+        on the CPU only), ``ignore_index`` with probabilities, a bad ``reduction`` or
+        ``label_smoothing``.
     """
     _check_reduction("cross_entropy", reduction)
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(
             f"cross_entropy: label_smoothing must be between 0.0 and 1.0, got {label_smoothing}"
+        )
+    if isinstance(target, Tensor) and target.dtype.kind == "f":
+        _check_probability_target("cross_entropy", input, target, weight, ignore_index)
+        return CrossEntropyWithProbabilities.apply(
+            input,
+            target,
+            weight=None if weight is None else weight.data,
+            reduction=reduction,
+            label_smoothing=float(label_smoothing),
         )
     _check_class_target("cross_entropy", input, target, weight, ignore_index)
     return CrossEntropy.apply(

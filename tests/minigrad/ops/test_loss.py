@@ -73,6 +73,39 @@ def test_cross_entropy_matches_torch(
 @given(
     problem=_class_problem(),
     dtype=float_dtypes,
+    layout=layouts,
+    seed=seeds,
+    reduction=reductions,
+    weighted=st.booleans(),
+    label_smoothing=st.sampled_from([0.0, 0.2, 1.0]),
+    normalized=st.booleans(),
+)
+def test_cross_entropy_with_probabilities_matches_torch(
+    device, problem, dtype, layout, seed, reduction, weighted, label_smoothing, normalized
+):
+    shape, _, classes, _ = problem
+    x = random_array(seed, shape, dtype) * 3
+    probabilities = random_array(seed + 1, shape, dtype, 0.0, 1.0)
+    if normalized:
+        probabilities /= probabilities.sum(axis=0 if len(shape) == 1 else 1, keepdims=True)
+    weight = random_array(seed + 2, (classes,), dtype, 0.1, 2.0) if weighted else None
+    kwargs = {"reduction": reduction, "label_smoothing": label_smoothing}
+    ours_w = None if weight is None else mg.tensor(weight, device=device)
+    torch_w = None if weight is None else torch.tensor(weight)
+    check_parity(
+        lambda a, t: cross_entropy(a, t, weight=ours_w, **kwargs),
+        lambda a, t: TF.cross_entropy(a, t, weight=torch_w, **kwargs),
+        [x, probabilities],
+        device,
+        reduction=x.size,
+        layout=layout,
+    )
+
+
+@settings(max_examples=40)
+@given(
+    problem=_class_problem(),
+    dtype=float_dtypes,
     seed=seeds,
     reduction=reductions,
     weighted=st.booleans(),
@@ -210,6 +243,17 @@ def test_cross_entropy_gradcheck(device, reduction):
     )
 
 
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+def test_cross_entropy_with_probabilities_gradcheck(device, reduction):
+    x = _tiny(device, (2, 3, 2), 4)
+    probabilities = _tiny(device, (2, 3, 2), 5, 0.0, 1.0)
+    weight = mg.tensor(np.array([0.5, 2.0, 1.0]), device=device)
+    assert gradcheck(
+        lambda a, q: cross_entropy(a, q, weight, reduction=reduction, label_smoothing=0.3),
+        [x, probabilities],
+    )
+
+
 def test_nll_loss_gradcheck(device):
     x = _tiny(device, (3, 4), 1)
     target = mg.tensor(np.array([3, -100, 0]), device=device)
@@ -257,10 +301,21 @@ def test_shape_mismatch_names_both_shapes(device, fn):
         fn(mg.zeros(2, 3, device=device), mg.zeros(3, dtype=mg.int64, device=device))
 
 
-@pytest.mark.parametrize("fn", [cross_entropy, nll_loss])
-def test_float_target_raises(device, fn):
+def test_nll_loss_float_target_raises(device):
     with pytest.raises(TypeError, match="integer class indices.*float32"):
-        fn(mg.zeros(2, 3, device=device), mg.zeros(2, device=device))
+        nll_loss(mg.zeros(2, 3, device=device), mg.zeros(2, device=device))
+
+
+def test_cross_entropy_bad_probability_targets_raise(device):
+    x = mg.zeros(2, 3, device=device)
+    with pytest.raises(ValueError, match=r"probability target of shape \(2,\).*shape \(2, 3\)"):
+        cross_entropy(x, mg.zeros(2, device=device))
+    with pytest.raises(TypeError, match="input float32 and target float64"):
+        cross_entropy(x, mg.zeros(2, 3, dtype=mg.float64, device=device))
+    with pytest.raises(ValueError, match="ignore_index is not supported.*ignore_index=0"):
+        cross_entropy(x, mg.zeros(2, 3, device=device), ignore_index=0)
+    with pytest.raises(ValueError, match=r"weight must have shape \(3,\).*got \(2,\)"):
+        cross_entropy(x, mg.zeros(2, 3, device=device), weight=mg.ones(2, device=device))
 
 
 def test_bad_arguments_raise(device):
@@ -305,6 +360,7 @@ def test_gpu_losses_make_no_host_transfers():
     fake_cupy.transfers.reset()
     loss = cross_entropy(x, target, weight, label_smoothing=0.1) + nll_loss(x, target)
     loss = loss + binary_cross_entropy_with_logits(x, half)
+    loss = loss + cross_entropy(x, half, weight, label_smoothing=0.1)
     loss.backward()
     assert fake_cupy.transfers.to_host_calls == 0
     assert fake_cupy.transfers.to_device_calls == 0
