@@ -9,8 +9,9 @@ from minigrad.ops.dropout import dropout, dropout2d
 from minigrad.ops.loss import binary_cross_entropy_with_logits, cross_entropy, nll_loss
 from minigrad.ops.matmul import linear
 from minigrad.ops.normalization import batch_norm, instance_norm
+from minigrad.ops.padding import pad
 from minigrad.ops.pooling import avg_pool2d, max_pool2d, max_unpool2d
-from minigrad.ops.shape import one_hot, pad
+from minigrad.ops.shape import one_hot
 from minigrad.ops.upsample import interpolate
 
 __all__ = [

@@ -1,5 +1,6 @@
 """Shape ops: reshape/view, permute/transpose, flatten, (un)squeeze, expand, cat, stack,
-constant pad, indexing (basic and advanced) and one_hot, with PyTorch's semantics."""
+indexing (basic and advanced) and one_hot, with PyTorch's semantics (``pad`` lives in
+:mod:`minigrad.ops.padding`)."""
 
 from __future__ import annotations
 
@@ -69,36 +70,6 @@ class Cat(Function):
             index[self.dim] = slice(start, stop)
             grads.append(gy[tuple(index)])
         return tuple(grads)
-
-
-class ConstantPad(Function):
-    """Pad (or crop, for negative amounts) with a constant; the gradient is the inner window."""
-
-    def forward(self, x, widths, value):
-        xp = backend.get_array_module(x)
-        out_shape = tuple(n + lo + hi for n, (lo, hi) in zip(x.shape, widths, strict=True))
-        if any(n < 0 for n in out_shape):
-            raise ValueError(f"pad: padding {widths} makes a negative size from shape {x.shape}")
-        y = xp.full(out_shape, value, dtype=x.dtype)
-        self.src, self.dst = _pad_windows(x.shape, widths)
-        self.shape = x.shape
-        y[self.dst] = x[self.src]
-        return y
-
-    def backward(self, gy):
-        xp = backend.get_array_module(gy)
-        gx = xp.zeros(self.shape, dtype=gy.dtype)
-        gx[self.src] = gy[self.dst]
-        return gx
-
-
-def _pad_windows(shape: tuple, widths: tuple) -> tuple[tuple, tuple]:
-    """The slices of the input kept and where they land in the padded output."""
-    src, dst = [], []
-    for n, (lo, hi) in zip(shape, widths, strict=True):
-        src.append(slice(max(-lo, 0), n - max(-hi, 0)))
-        dst.append(slice(max(lo, 0), max(lo, 0) + max(n - max(-lo, 0) - max(-hi, 0), 0)))
-    return tuple(src), tuple(dst)
 
 
 class Index(Function):
@@ -236,23 +207,6 @@ def stack(tensors, dim: int = 0) -> Tensor:
             )
     axis = normalize_dim(dim, tensors[0].ndim + 1, "stack")
     return cat([unsqueeze(t, axis) for t in tensors], dim=axis)
-
-
-def pad(input: Tensor, pad, mode: str = "constant", value: float | None = None) -> Tensor:
-    """``torch.nn.functional.pad`` (constant mode): ``pad`` lists (left, right) pairs
-    starting from the last dim; negative amounts crop."""
-    if mode != "constant":
-        raise NotImplementedError(f"pad: mode {mode!r} is not supported, only 'constant'")
-    pad = tuple(int(p) for p in pad)
-    if len(pad) % 2 or len(pad) // 2 > input.ndim:
-        raise ValueError(
-            f"pad: expected an even number of amounts, at most 2 * ndim = {2 * input.ndim}, "
-            f"got {pad}"
-        )
-    widths = [(0, 0)] * input.ndim
-    for i in range(len(pad) // 2):
-        widths[input.ndim - 1 - i] = (pad[2 * i], pad[2 * i + 1])
-    return ConstantPad.apply(input, widths=tuple(widths), value=0 if value is None else value)
 
 
 def _index_part(part, x: Tensor):

@@ -92,25 +92,6 @@ def test_cat_and_stack_match_torch(device, shape, data, dtype, seed):
     )
 
 
-@settings(max_examples=40)
-@given(shape=shapes(min_dims=1, max_dims=4), data=st.data(), dtype=float_dtypes, seed=seeds)
-def test_constant_pad_matches_torch(device, shape, data, dtype, seed):
-    n = data.draw(st.integers(1, len(shape)))
-    amounts = []
-    for i in range(n):
-        size = shape[-1 - i]
-        lo = data.draw(st.integers(-(size - 1), 3))
-        hi = data.draw(st.integers(-(size - 1 + min(lo, 0)), 3))
-        amounts += [lo, hi]
-    value = data.draw(st.sampled_from([0.0, -1.5]))
-    check_parity(
-        lambda t: F.pad(t, amounts, value=value),
-        lambda t: TF.pad(t, amounts, value=value),
-        [random_array(seed, shape, dtype)],
-        device,
-    )
-
-
 INDEX_CASES = [
     (1,),
     (slice(None), 2),
@@ -151,7 +132,6 @@ def test_boolean_mask_and_index_tensor_match_torch(device):
         lambda t: t.permute(1, 0)[1:, ::2],
         lambda t: mg.cat([t, t * 2], dim=1),
         lambda t: mg.stack([t, t], dim=0).sum(dim=0),
-        lambda t: F.pad(t, (1, -1, 2, 0), value=3.0),
         lambda t: t.unsqueeze(0).expand(2, 3, 4),
     ],
 )
@@ -194,13 +174,6 @@ def test_shape_errors_name_both_shapes(device):
         x.expand(2, 4)
     with pytest.raises(IndexError, match=r"shape \(2, 3\)"):
         x[5]
-
-
-def test_pad_value_none_means_zero_like_torch(device):
-    x = random_array(0, (2, 3), np.float32)
-    check_parity(
-        lambda t: F.pad(t, (1, 1), value=None), lambda t: TF.pad(t, (1, 1), value=None), [x], device
-    )
 
 
 def test_cat_of_zero_dim_tensors_is_refused_like_torch(device):
