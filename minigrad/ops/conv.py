@@ -598,6 +598,33 @@ def conv_grad_weight(x, gy, g: ConvGeometry):
     return _gemm_pass(x, g, gy=gy)[1]
 
 
+def conv_grads(x, W, gy, g: ConvGeometry) -> tuple:
+    """(:func:`conv_grad_input`, :func:`conv_grad_weight`): the backward of a conv2d whose input
+    and weight both need a gradient.
+
+    On the CPU's im2col path of a stride-1 conv the two share one column matrix, that of gy.
+    The input gradient is the reversed conv of gy (:func:`_reversed_conv`), and the weight
+    gradient is that conv's own weight gradient (with x as its output gradient) reversed
+    back: ``<gy, conv(x, W)> = <conv(gy, reversed W), x>``. So the columns of x are never
+    built, nor gy's work layout.
+
+    That sum also multiplies x by gy's zero padding, so an inf in x gives NaN where PyTorch's
+    gives a number or inf: a non-finite weight gradient is computed again the usual way. On
+    the GPU, where that check would wait for the device, the two gradients stay separate.
+    """
+    xp = backend.get_array_module(gy)
+    gy = xp.ascontiguousarray(gy)
+    reversed_conv = _reversed_conv(W, g)
+    shared = reversed_conv is not None and backend.is_cpu_array(gy)
+    if not shared or _is_depthwise(g) or _is_pointwise(g) or winograd.supported(g):
+        return conv_grad_input(gy, W, g), conv_grad_weight(x, gy, g)
+    w_reversed, reversed_g = reversed_conv
+    with backend.quiet_invalid(gy):
+        gx, gw_reversed = _gemm_columns_pass(gy, reversed_g, W=w_reversed, gy=x)
+    gw = _reversed_conv(gw_reversed, reversed_g)[0]
+    return gx, gw if _finite_on_cpu(gw) else conv_grad_weight(x, gy, g)
+
+
 def conv_forward_and_grad_weight(x, W, gy, g: ConvGeometry) -> tuple:
     """(:func:`conv_forward` of x and W, :func:`conv_grad_weight` of x and gy), either None
     when its W or gy is None: the backward of conv_transpose2d. On the im2col path both read
@@ -651,6 +678,9 @@ class Conv2d(Function):
     def backward(self, gy):
         x, W = self.saved
         g = self.geometry
+        if all(self.needs_input_grad[:2]):
+            gx, gw = conv_grads(x, W, gy, g)
+            return _three_grads(self, gy, lambda: gx, lambda: gw)
         return _three_grads(
             self, gy, lambda: conv_grad_input(gy, W, g), lambda: conv_grad_weight(x, gy, g)
         )

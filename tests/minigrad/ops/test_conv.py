@@ -251,6 +251,33 @@ def test_conv_transpose2d_gradients_for_any_subset_of_inputs(device, monkeypatch
     assert im2col_calls if needs[:2] != (False, False) else not im2col_calls
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        dict(padding=1, groups=2),
+        dict(padding=(2, 0), dilation=(2, 1), groups=1),
+        dict(padding="same", dilation=2, groups=3),
+    ],
+)
+def test_conv2d_backward_builds_one_column_matrix(device, monkeypatch, args):
+    """With both x and W needing a gradient, a stride-1 conv on the CPU builds the columns of
+    gy only: the input and weight gradients both come from them (``conv_grads``); on the GPU
+    they stay separate."""
+    x, w = (
+        random_array(0, (2, 6, 5, 7), np.float64),
+        random_array(1, (6, 6 // args["groups"], 3, 3), np.float64),
+    )
+    im2col_calls = []
+    monkeypatch.setattr(conv_ops, "im2col", lambda *a: im2col_calls.append(1) or im2col.im2col(*a))
+    check_parity(
+        lambda a, b: conv2d(a, b, **args),
+        lambda a, b: TF.conv2d(a, b, **args),
+        [x, w],
+        device,
+    )
+    assert len(im2col_calls) == (2 if device == "cpu" else 3)  # one tile forward, 1 or 2 back
+
+
 GRADCHECK_CASES = {
     "dense": ((1, 2, 4, 5), (3, 2, 3, 3), dict(padding=1)),
     "strided_dilated": (
@@ -436,20 +463,27 @@ def test_empty_batch_with_bias_matches_torch(device, kernel, transpose):
     check_parity(ours, theirs, [x, w, b], device)
 
 
+@pytest.mark.parametrize("input_grad", [False, True])
 @pytest.mark.parametrize("groups,w_shape", [(1, (3, 2, 3, 3)), (2, (4, 1, 3, 3))])
-def test_an_inf_the_kernel_never_reads_leaves_the_weight_gradient_finite(device, groups, w_shape):
+def test_an_inf_the_kernel_never_reads_leaves_the_weight_gradient_finite(
+    device, groups, w_shape, input_grad
+):
+    """The inf sits where the wide layout's extra columns read it; with ``input_grad`` the
+    backward takes the shared-columns path (``conv_grads``, CPU), whose columns are gy's."""
     x = random_array(0, (1, 2, 5, 6), np.float64)
     x[0, 0, 2, 0] = np.inf
     w = random_array(1, w_shape, np.float64)
-    xt = mg.tensor(x, device=device)
+    xt = mg.tensor(x, device=device, requires_grad=input_grad)
     wt = mg.tensor(w, device=device, requires_grad=True)
     y = conv2d(xt, wt, groups=groups)
     y.backward(mg.ones(y.shape, dtype=mg.float64, device=device))
-    tw = torch.tensor(w, requires_grad=True)
-    TF.conv2d(torch.tensor(x), tw, groups=groups).sum().backward()
-    np.testing.assert_array_equal(np.isfinite(wt.grad.numpy()), np.isfinite(tw.grad.numpy()))
-    finite = np.isfinite(tw.grad.numpy())
-    np.testing.assert_allclose(wt.grad.numpy()[finite], tw.grad.numpy()[finite], rtol=1e-10)
+    tx, tw = torch.tensor(x, requires_grad=input_grad), torch.tensor(w, requires_grad=True)
+    TF.conv2d(tx, tw, groups=groups).sum().backward()
+    grads = [(wt.grad, tw.grad)] + ([(xt.grad, tx.grad)] if input_grad else [])
+    for ours, theirs in grads:
+        finite = np.isfinite(theirs.numpy())
+        np.testing.assert_array_equal(np.isfinite(ours.numpy()), finite)
+        np.testing.assert_allclose(ours.numpy()[finite], theirs.numpy()[finite], rtol=1e-10)
 
 
 def test_a_zero_sized_kernel_is_named(device):
