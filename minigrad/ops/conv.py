@@ -343,8 +343,8 @@ def _gemm_pass(x, g: ConvGeometry, W=None, gy=None) -> tuple:
     on_cpu = backend.is_cpu_array(x)
     with backend.quiet_invalid(x):
         y, gw = _gemm_columns_pass(x, g, W=W, gy=gy, zero_garbage=not on_cpu)
-    if gw is not None and not _finite_on_cpu(gw):
-        gw = _gemm_columns_pass(x, g, gy=gy, zero_garbage=True)[1]
+        if gw is not None and not _finite_on_cpu(gw):
+            gw = _gemm_columns_pass(x, g, gy=gy, zero_garbage=True)[1]
     return y, gw
 
 
@@ -358,19 +358,17 @@ def _finite_on_cpu(result) -> bool:
         return bool(backend.get_array_module(result).isfinite(result.sum()))
 
 
-def _winograd_forward(x, W, g: ConvGeometry):
-    """Winograd's conv2d; on the CPU a non-finite output is computed again by im2col, which
-    puts the infs and NaNs where PyTorch does (Winograd spreads them over whole tiles)."""
+def _winograd_pass(x, g: ConvGeometry, W=None, gy=None) -> tuple:
+    """Winograd's (conv2d of x and W, weight gradient of x and gy), as :func:`_gemm_pass`, from
+    one input transform. On the CPU a non-finite result is computed again by im2col, which puts
+    the infs and NaNs where PyTorch does (Winograd spreads them over whole tiles)."""
     with backend.quiet_invalid(x):
-        y = winograd.forward(x, W, g)
-    return y if _finite_on_cpu(y) else _gemm_pass(x, g, W=W)[0]
-
-
-def _winograd_grad_weight(x, gy, g: ConvGeometry):
-    """Winograd's weight gradient, computed again by im2col if non-finite (as above)."""
-    with backend.quiet_invalid(x):
-        gw = winograd.grad_weight(x, gy, g)
-    return gw if _finite_on_cpu(gw) else _gemm_pass(x, g, gy=gy)[1]
+        y, gw = winograd.forward_and_grad_weight(x, W, gy, g)
+    if y is not None and not _finite_on_cpu(y):
+        y = _gemm_pass(x, g, W=W)[0]
+    if gw is not None and not _finite_on_cpu(gw):
+        gw = _gemm_pass(x, g, gy=gy)[1]
+    return y, gw
 
 
 def _reversed_conv(W, g: ConvGeometry):
@@ -562,7 +560,7 @@ def conv_forward(x, W, g: ConvGeometry):
     if _is_pointwise(g):
         return _pointwise_forward(x, W, g)
     if winograd.supported(g):
-        return _winograd_forward(x, W, g)
+        return _winograd_pass(x, g, W=W)[0]
     return _gemm_pass(x, g, W=W)[0]
 
 
@@ -594,7 +592,7 @@ def conv_grad_weight(x, gy, g: ConvGeometry):
     if _is_pointwise(g):
         return _pointwise_grad_weight(x, gy, g)
     if winograd.supported(g):
-        return _winograd_grad_weight(x, gy, g)
+        return _winograd_pass(x, g, gy=gy)[1]
     return _gemm_pass(x, g, gy=gy)[1]
 
 
@@ -602,40 +600,46 @@ def conv_grads(x, W, gy, g: ConvGeometry) -> tuple:
     """(:func:`conv_grad_input`, :func:`conv_grad_weight`): the backward of a conv2d whose input
     and weight both need a gradient.
 
-    On the CPU's im2col path of a stride-1 conv the two share one column matrix, that of gy.
-    The input gradient is the reversed conv of gy (:func:`_reversed_conv`), and the weight
-    gradient is that conv's own weight gradient (with x as its output gradient) reversed
-    back: ``<gy, conv(x, W)> = <conv(gy, reversed W), x>``. So the columns of x are never
-    built, nor gy's work layout.
+    On the CPU a stride-1 conv (im2col or Winograd) reads gy once for both. The input gradient
+    is the reversed conv of gy (:func:`_reversed_conv`), and the weight gradient is that
+    conv's own weight gradient (with x as its output gradient) reversed back:
+    ``<gy, conv(x, W)> = <conv(gy, reversed W), x>``. So gy's columns (or Winograd transform)
+    serve both, and x's are never built.
 
     That sum also multiplies x by gy's zero padding, so an inf in x gives NaN where PyTorch's
-    gives a number or inf: a non-finite weight gradient is computed again the usual way. On
-    the GPU, where that check would wait for the device, the two gradients stay separate.
+    gives a number or inf (and Winograd spreads infs over tiles): a non-finite result is
+    computed again by im2col, the usual way. On the GPU, where that check would wait for the
+    device, the two gradients stay separate.
     """
     xp = backend.get_array_module(gy)
     gy = xp.ascontiguousarray(gy)
     reversed_conv = _reversed_conv(W, g)
     shared = reversed_conv is not None and backend.is_cpu_array(gy)
-    if not shared or _is_depthwise(g) or _is_pointwise(g) or winograd.supported(g):
+    if not shared or _is_depthwise(g) or _is_pointwise(g):
         return conv_grad_input(gy, W, g), conv_grad_weight(x, gy, g)
     w_reversed, reversed_g = reversed_conv
     with backend.quiet_invalid(gy):
-        gx, gw_reversed = _gemm_columns_pass(gy, reversed_g, W=w_reversed, gy=x)
+        if winograd.supported(reversed_g):
+            gx, gw_reversed = winograd.forward_and_grad_weight(gy, w_reversed, x, reversed_g)
+        else:
+            gx, gw_reversed = _gemm_columns_pass(gy, reversed_g, W=w_reversed, gy=x)
     gw = _reversed_conv(gw_reversed, reversed_g)[0]
-    return gx, gw if _finite_on_cpu(gw) else conv_grad_weight(x, gy, g)
+    gx = gx if _finite_on_cpu(gx) else _gemm_pass(gy, reversed_g, W=w_reversed)[0]
+    return gx, gw if _finite_on_cpu(gw) else _gemm_pass(x, g, gy=gy)[1]
 
 
 def conv_forward_and_grad_weight(x, W, gy, g: ConvGeometry) -> tuple:
     """(:func:`conv_forward` of x and W, :func:`conv_grad_weight` of x and gy), either None
-    when its W or gy is None: the backward of conv_transpose2d. On the im2col path both read
-    the same columns of x, built once."""
+    when its W or gy is None: the backward of conv_transpose2d. On the im2col and Winograd
+    paths both read the same columns (or transform) of x, built once."""
     if W is None and gy is None:
         return None, None
-    if _is_depthwise(g) or _is_pointwise(g) or winograd.supported(g):
+    if _is_depthwise(g) or _is_pointwise(g):
         y = None if W is None else conv_forward(x, W, g)
         return y, None if gy is None else conv_grad_weight(x, gy, g)
     xp = backend.get_array_module(x)
-    return _gemm_pass(x, g, W=W, gy=None if gy is None else xp.ascontiguousarray(gy))
+    gy = None if gy is None else xp.ascontiguousarray(gy)
+    return (_winograd_pass if winograd.supported(g) else _gemm_pass)(x, g, W=W, gy=gy)
 
 
 def _add_bias(y, b):

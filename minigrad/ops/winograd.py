@@ -269,7 +269,8 @@ def _gemm_operands(array, groups: int, width: int):
 
 def _transformed_inputs(x, plan: _Plan):
     """Yield (tile, V, M) per tile: V its transformed input, M room for the other operand of
-    its GEMM, both (4, 4, channels, n, R, tw + 1) views of two buffers every tile reuses."""
+    its GEMMs (the product, then the output gradient), both (4, 4, channels, n, R, tw + 1)
+    views of two buffers every tile reuses."""
     g = plan.g
     V_buffer = plan.buffer(g.in_channels, "winograd V")
     M_buffer = plan.buffer(g.out_channels, "winograd M")
@@ -279,30 +280,29 @@ def _transformed_inputs(x, plan: _Plan):
         yield tile, V, plan.domain(M_buffer, tile, g.out_channels)
 
 
-def forward(x, W, g: ConvGeometry):
-    """The 3x3 stride-1 conv2d of x (N, C, H, W) with W (Co, C/groups, 3, 3): (N, Co, Ho, Wo)."""
+def forward_and_grad_weight(x, W, gy, g: ConvGeometry) -> tuple:
+    """(:func:`forward` of x and W, :func:`grad_weight` of x and gy), either None when its W or
+    gy is None, in one pass over the transformed tiles of x (the input transform is the
+    costly step, so a caller that needs both pays for it once)."""
     xp = backend.get_array_module(x)
     plan = _Plan(x, g)
-    U = transformed_weight(W, g)
-    y = xp.empty(g.out_shape, dtype=x.dtype)
+    y = U = dU = product = None
+    if W is not None:
+        U = transformed_weight(W, g)
+        y = xp.empty(g.out_shape, dtype=x.dtype)
+    if gy is not None:
+        dU = xp.zeros(
+            (16, g.groups, g.out_channels // g.groups, g.in_channels // g.groups), x.dtype
+        )
+        product = xp.empty_like(dU)
     for tile, V, M in _transformed_inputs(x, plan):
         width = plan.width(tile)
-        xp.matmul(U, _gemm_operands(V, g.groups, width), out=_gemm_operands(M, g.groups, width))
-        _transform_output(M, plan, tile, y)
-    return y
-
-
-def grad_weight(x, gy, g: ConvGeometry):
-    """The weight gradient of :func:`forward`: (Co, C/groups, 3, 3)."""
-    xp = backend.get_array_module(x)
-    plan = _Plan(x, g)
-    per_group = (16, g.groups, g.out_channels // g.groups, g.in_channels // g.groups)
-    dU = xp.zeros(per_group, dtype=x.dtype)
-    product = xp.empty_like(dU)
-    for tile, V, dM in _transformed_inputs(x, plan):
-        _transform_output_gradient(gy, plan, tile, dM)
-        width = plan.width(tile)
-        v = _gemm_operands(V, g.groups, width)
-        xp.matmul(_gemm_operands(dM, g.groups, width), v.swapaxes(2, 3), out=product)
-        dU += product
-    return _weight_from_domain(dU, g)
+        v, m = _gemm_operands(V, g.groups, width), _gemm_operands(M, g.groups, width)
+        if U is not None:
+            xp.matmul(U, v, out=m)
+            _transform_output(M, plan, tile, y)
+        if dU is not None:
+            _transform_output_gradient(gy, plan, tile, M)
+            xp.matmul(m, v.swapaxes(2, 3), out=product)
+            dU += product
+    return y, None if dU is None else _weight_from_domain(dU, g)

@@ -22,22 +22,21 @@ pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same':UserWarning
 
 @contextlib.contextmanager
 def routed_to_winograd(tiny_tiles: bool = False):
-    """Route every 3x3 stride-1 conv with 2+ channels per group to Winograd; count the calls.
+    """Route every 3x3 stride-1 conv with 2+ channels per group to Winograd; count the calls
+    that compute a conv, a weight gradient, and both in one pass.
 
     Scratch arrays come filled with NaN, so a value read before it is written shows. With
     ``tiny_tiles``, each GEMM tile is one row of 2x2 tiles of one sample and each transform
     block one channel.
     """
-    counts = {"forward": 0, "grad_weight": 0}
+    counts = {"forward": 0, "grad_weight": 0, "both": 0}
+    original = winograd.forward_and_grad_weight
 
-    def counted(name):
-        original = getattr(winograd, name)
-
-        def run(*args):
-            counts[name] += 1
-            return original(*args)
-
-        return run
+    def counted(x, W, gy, g):
+        counts["forward"] += W is not None
+        counts["grad_weight"] += gy is not None
+        counts["both"] += W is not None and gy is not None
+        return original(x, W, gy, g)
 
     def poisoned(like, size, slot):
         array = scratch(like, size, slot)
@@ -47,8 +46,7 @@ def routed_to_winograd(tiny_tiles: bool = False):
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(winograd, "MIN_CHANNELS", 2)
         patch.setattr(winograd, "scratch", poisoned)
-        for name in counts:
-            patch.setattr(winograd, name, counted(name))
+        patch.setattr(winograd, "forward_and_grad_weight", counted)
         if tiny_tiles:
             for name in ("MIN_TILE_COLUMNS", "TILE_BYTES", "GPU_TILE_BYTES", "BLOCK_BYTES"):
                 patch.setattr(winograd, name, 1)
@@ -98,6 +96,7 @@ def test_winograd_conv2d_matches_torch(device, case, dtype, seed):
         _check(case, dtype, seed, device)
     assert calls["forward"] >= 2  # the output, and the input gradient (the reversed conv)
     assert calls["grad_weight"] == 1
+    assert calls["both"] == (1 if device == "cpu" else 0)  # the CPU shares gy's transform
 
 
 @settings(max_examples=12)
@@ -119,6 +118,7 @@ def test_winograd_conv_transpose2d_matches_torch(device, padding):
             device,
         )
     assert calls["forward"] >= 1 and calls["grad_weight"] == 1
+    assert calls["both"] == 1  # the backward transforms its output gradient once
 
 
 def test_winograd_gradcheck(device):
@@ -171,22 +171,27 @@ def test_winograd_input_far_from_zero_keeps_float32_accuracy(device):
     assert calls["forward"] >= 1
 
 
+@pytest.mark.parametrize("where,input_grad", [("x", False), ("x", True), ("gy", True)])
 @pytest.mark.parametrize("position", [(0, 0, 0, 0), (1, 2, 3, 4), (0, 1, 5, 6)])
-def test_an_inf_gives_the_infs_and_nans_of_torch_on_the_cpu(position):
+def test_an_inf_gives_the_infs_and_nans_of_torch_on_the_cpu(position, where, input_grad):
     """Winograd spreads an inf over whole tiles; the CPU path computes such results again by
-    im2col, so output and weight gradient match PyTorch's, non-finite entries included."""
+    im2col, so output and gradients match PyTorch's, non-finite entries included (with
+    ``input_grad`` through the backward that shares gy's transform)."""
     x = random_array(0, (2, 3, 7, 8), np.float64)
-    x[position] = np.inf
     w = random_array(1, (4, 3, 3, 3), np.float64)
     gy = random_array(2, (2, 4, 7, 8), np.float64)
-    xt = mg.tensor(x)
+    (x if where == "x" else gy)[position] = np.inf
+    xt = mg.tensor(x, requires_grad=input_grad)
     wt = mg.tensor(w, requires_grad=True)
     with routed_to_winograd() as calls:
         y = conv2d(xt, wt, padding=1)
         y.backward(mg.tensor(gy))
-    assert calls["forward"] == 1 and calls["grad_weight"] == 1
-    tw = torch.tensor(w, requires_grad=True)
-    ty = TF.conv2d(torch.tensor(x), tw, padding=1)
+    assert calls["grad_weight"] == 1 and calls["both"] == input_grad
+    tx, tw = torch.tensor(x, requires_grad=input_grad), torch.tensor(w, requires_grad=True)
+    ty = TF.conv2d(tx, tw, padding=1)
     ty.backward(torch.tensor(gy))
-    for ours, theirs in ((y.detach().numpy(), ty.detach().numpy()), (wt.grad.numpy(), tw.grad)):
+    pairs = [(y.detach().numpy(), ty.detach()), (wt.grad.numpy(), tw.grad)]
+    if input_grad:
+        pairs.append((xt.grad.numpy(), tx.grad))
+    for ours, theirs in pairs:
         np.testing.assert_allclose(ours, np.asarray(theirs), rtol=1e-10, atol=1e-10)
