@@ -251,31 +251,41 @@ def test_conv_transpose2d_gradients_for_any_subset_of_inputs(device, monkeypatch
     assert im2col_calls if needs[:2] != (False, False) else not im2col_calls
 
 
-@pytest.mark.parametrize(
-    "args",
-    [
-        dict(padding=1, groups=2),
-        dict(padding=(2, 0), dilation=(2, 1), groups=1),
-        dict(padding="same", dilation=2, groups=3),
-    ],
-)
-def test_conv2d_backward_builds_one_column_matrix(device, monkeypatch, args):
-    """With both x and W needing a gradient, a stride-1 conv on the CPU builds the columns of
-    gy only: the input and weight gradients both come from them (``conv_grads``); on the GPU
-    they stay separate."""
-    x, w = (
-        random_array(0, (2, 6, 5, 7), np.float64),
-        random_array(1, (6, 6 // args["groups"], 3, 3), np.float64),
+BACKWARD_SHARING_CASES = {
+    # name: (x shape, w shape, conv2d arguments, whether gy's columns serve both gradients)
+    "grouped": ((2, 6, 5, 7), (6, 3, 3, 3), dict(padding=1, groups=2), True),
+    "dilated_same": ((2, 6, 5, 7), (6, 2, 3, 3), dict(padding="same", dilation=2, groups=3), True),
+    "even_kernel_same": ((2, 4, 5, 6), (4, 4, 2, 4), dict(padding="same"), True),
+    "one_output_per_group": ((2, 6, 5, 5), (3, 2, 3, 3), dict(padding=1, groups=3), True),
+    "empty_batch": ((0, 4, 5, 5), (4, 4, 3, 3), dict(padding=1), True),
+    "few_input_channels": ((2, 2, 5, 5), (8, 2, 3, 3), dict(padding=1), False),
+    "valid_large_kernel": ((2, 4, 6, 6), (4, 4, 3, 3), dict(padding=0, dilation=(2, 1)), False),
+    "pad_beyond_kernel": ((2, 4, 5, 5), (4, 4, 3, 3), dict(padding=3), False),
+    "strided": ((2, 4, 5, 5), (4, 4, 3, 3), dict(padding=1, stride=2), False),
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", BACKWARD_SHARING_CASES, ids=str)
+def test_conv2d_backward_shares_gy_columns_when_it_pays(device, monkeypatch, case, dtype):
+    """With both x and W needing a gradient, a stride-1 conv on the CPU takes the weight
+    gradient from gy's columns when its GEMM keeps its shape (``conv_grads``); else, and on
+    the GPU, from x's (``conv_grad_weight``). Either way both match PyTorch."""
+    x_shape, w_shape, args, shared = BACKWARD_SHARING_CASES[case]
+    x, w = random_array(0, x_shape, dtype), random_array(1, w_shape, dtype)
+    separate_calls = []
+    original = conv_ops.conv_grad_weight
+    monkeypatch.setattr(
+        conv_ops, "conv_grad_weight", lambda *a: separate_calls.append(1) or original(*a)
     )
-    im2col_calls = []
-    monkeypatch.setattr(conv_ops, "im2col", lambda *a: im2col_calls.append(1) or im2col.im2col(*a))
     check_parity(
         lambda a, b: conv2d(a, b, **args),
         lambda a, b: TF.conv2d(a, b, **args),
         [x, w],
         device,
+        reduction=w_shape[1] * 9,
     )
-    assert len(im2col_calls) == (2 if device == "cpu" else 3)  # one tile forward, 1 or 2 back
+    assert len(separate_calls) == (0 if shared and device == "cpu" else 1)
 
 
 GRADCHECK_CASES = {
