@@ -15,6 +15,7 @@ GPU, and the cost is one pass over the output whatever the mode.
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 from minigrad import backend
@@ -46,13 +47,18 @@ def _padded_shape(shape: tuple, widths: tuple) -> tuple:
     return tuple(n + lo + hi for n, (lo, hi) in zip(shape, widths, strict=True))
 
 
+def _kept(size: int, left: int, right: int) -> tuple[slice, slice]:
+    """The input positions of one dim that survive its crops (negative amounts), and where
+    they land in the output: (source slice, output slice)."""
+    lo, hi = max(-left, 0), size - max(-right, 0)
+    start = max(left, 0)
+    return slice(lo, max(lo, hi)), slice(start, start + max(hi - lo, 0))
+
+
 def _pad_windows(shape: tuple, widths: tuple) -> tuple[tuple, tuple]:
-    """The slices of the input kept and where they land in the padded output."""
-    src, dst = [], []
-    for n, (lo, hi) in zip(shape, widths, strict=True):
-        src.append(slice(max(-lo, 0), n - max(-hi, 0)))
-        dst.append(slice(max(lo, 0), max(lo, 0) + max(n - max(-lo, 0) - max(-hi, 0), 0)))
-    return tuple(src), tuple(dst)
+    """The slices of the input kept and where they land in the padded output, every dim."""
+    windows = [_kept(n, lo, hi) for n, (lo, hi) in zip(shape, widths, strict=True)]
+    return tuple(src for src, _ in windows), tuple(dst for _, dst in windows)
 
 
 @dataclass(frozen=True)
@@ -71,13 +77,15 @@ class _Segment:
 def _segments(size: int, left: int, right: int, mode: str) -> list:
     """How one dim of ``size`` padded by (left, right) in ``mode`` is filled from the input.
 
-    Negative amounts crop, keeping input positions ``[lo, hi)``. PyTorch then mirrors and
-    repeats the edges of the whole input (a crop on one side does not move the other side's
-    edge) but wraps around the kept part only; the same rules here.
+    Negative amounts crop, keeping input positions ``[lo, hi)`` (at least one, see
+    :func:`_check_amounts`). PyTorch then mirrors and repeats the edges of the whole input (a
+    crop on one side does not move the other side's edge) but wraps around the kept part
+    only; the same rules here.
     """
-    lo, hi = max(-left, 0), size - max(-right, 0)
+    kept_src, kept_out = _kept(size, left, right)
+    lo, hi = kept_src.start, kept_src.stop
     left, right = max(left, 0), max(right, 0)
-    segments = [_Segment(slice(left, left + hi - lo), slice(lo, hi), "copy")] if hi > lo else []
+    segments = [_Segment(kept_out, kept_src, "copy")]
     if left:
         src, kind = {
             "reflect": (slice(1, left + 1), "reversed"),
@@ -91,9 +99,18 @@ def _segments(size: int, left: int, right: int, mode: str) -> list:
             "replicate": (slice(size - 1, size), "edge"),
             "circular": (slice(lo, lo + right), "copy"),
         }[mode]
-        start = left + hi - lo
-        segments.append(_Segment(slice(start, start + right), src, kind))
+        segments.append(_Segment(slice(kept_out.stop, kept_out.stop + right), src, kind))
     return segments
+
+
+@dataclass(frozen=True)
+class _PaddedDim:
+    """One padded dim of an :class:`EdgePad`: its axis, input and output sizes, segments."""
+
+    axis: int
+    size: int
+    out_size: int
+    segments: tuple
 
 
 def _along(axis: int, ndim: int, index: slice) -> tuple:
@@ -108,20 +125,19 @@ def _reversed(array, axis: int):
 class EdgePad(Function):
     """Reflect, replicate or circular padding: each padded side is one slice of the input.
 
-    ``plan`` holds, per padded dim, (axis, input size, output size, segments) in the order
-    they are applied.
+    ``plan`` is a tuple of :class:`_PaddedDim`, in the order they are applied.
     """
 
     def forward(self, x, plan):
         xp = backend.get_array_module(x)
         self.plan = plan
         y = x
-        for axis, _, out_size, segments in plan:
-            source = y
+        for dim in plan:
+            source, axis = y, dim.axis
             shape = list(source.shape)
-            shape[axis] = out_size
+            shape[axis] = dim.out_size
             y = xp.empty(tuple(shape), dtype=x.dtype)
-            for s in segments:
+            for s in dim.segments:
                 part = source[_along(axis, source.ndim, s.src)]
                 if s.kind == "reversed":
                     part = _reversed(part, axis)
@@ -131,11 +147,12 @@ class EdgePad(Function):
     def backward(self, gy):
         xp = backend.get_array_module(gy)
         g = gy
-        for axis, size, _, segments in reversed(self.plan):
+        for dim in reversed(self.plan):
+            axis = dim.axis
             shape = list(g.shape)
-            shape[axis] = size
+            shape[axis] = dim.size
             gx = xp.zeros(tuple(shape), dtype=g.dtype)
-            for s in segments:
+            for s in dim.segments:
                 part = g[_along(axis, g.ndim, s.out)]
                 if s.kind == "reversed":
                     part = _reversed(part, axis)
@@ -148,6 +165,11 @@ class EdgePad(Function):
 
 def _widths(input: Tensor, pad) -> list:
     """(left, right) per dim of ``input`` from PyTorch's flat ``pad`` (last dim first)."""
+    if isinstance(pad, str | bytes) or not hasattr(pad, "__len__"):
+        raise TypeError(f"pad: pad must be a tuple or list of ints, got {pad!r}")
+    for p in pad:
+        if isinstance(p, bool) or not isinstance(p, numbers.Integral):
+            raise TypeError(f"pad: every padding amount must be an int, got {p!r} in {pad!r}")
     pad = tuple(int(p) for p in pad)
     if len(pad) % 2 or len(pad) // 2 > input.ndim:
         raise ValueError(
@@ -181,6 +203,11 @@ def _check_amounts(shape: tuple, widths: list, mode: str) -> None:
         if largest <= 0:
             continue
         kept = size - max(-left, 0) - max(-right, 0)
+        if kept <= 0:
+            raise ValueError(
+                f"pad: {mode} padding ({left}, {right}) of dim {axis} keeps none of its {size} "
+                f"entries to pad from (input shape {shape})"
+            )
         if mode == "reflect" and largest >= size:
             raise ValueError(
                 f"pad: reflect padding must be less than the size of dim {axis}: got padding "
@@ -191,8 +218,6 @@ def _check_amounts(shape: tuple, widths: list, mode: str) -> None:
                 f"pad: circular padding ({left}, {right}) of dim {axis} wraps around more than "
                 f"once: at most the {kept} entries kept of its size {size} (input shape {shape})"
             )
-        if mode == "replicate" and size == 0:
-            raise ValueError(f"pad: cannot replicate the edge of empty dim {axis} (shape {shape})")
 
 
 def pad(input: Tensor, pad, mode: str = "constant", value: float | None = None) -> Tensor:
@@ -211,9 +236,11 @@ def pad(input: Tensor, pad, mode: str = "constant", value: float | None = None) 
         output: each padded dim grows by left + right.
 
     Raises:
+        TypeError: ``pad`` not a tuple or list of ints.
         ValueError: an unknown mode, an odd or too long ``pad``, an amount the mode cannot
-        fill (reflect needs less than the dim's size, circular at most its size), a size
-        that would be negative, a non-zero ``value`` for a non-constant mode.
+        fill (crops that leave nothing, reflect of the dim's size or more, circular of more
+        than what the crops keep), a size that would be negative, a non-zero ``value`` for a
+        non-constant mode.
     """
     if mode not in MODES:
         raise ValueError(f"pad: unknown padding mode {mode!r}, expected one of {MODES}")
@@ -228,8 +255,8 @@ def pad(input: Tensor, pad, mode: str = "constant", value: float | None = None) 
     _check_edge_padding(input, pad, mode, value)
     _check_amounts(input.shape, widths, mode)
     plan = tuple(
-        (axis, input.shape[axis], shape[axis], tuple(_segments(input.shape[axis], lo, hi, mode)))
-        for axis, (lo, hi) in reversed(list(enumerate(widths)))
+        _PaddedDim(axis, n, shape[axis], tuple(_segments(n, lo, hi, mode)))
+        for axis, (n, (lo, hi)) in reversed(list(enumerate(zip(input.shape, widths, strict=True))))
         if (lo, hi) != (0, 0)
     )
     return EdgePad.apply(input, plan=plan)

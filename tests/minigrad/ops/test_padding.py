@@ -34,8 +34,13 @@ def test_constant_pad_matches_torch(device, shape, data, dtype, seed):
 
 
 def _edge_amounts(draw, size: int, mode: str) -> list:
-    """(left, right) amounts ``mode`` accepts for a dim of ``size``, sometimes one a crop."""
-    crop = draw(st.integers(0, (size - 1) // 2))
+    """(left, right) amounts ``mode`` accepts for a dim of ``size``: a crop and a pad, two
+    crops that keep at least one entry, or two pads."""
+    kind = draw(st.sampled_from(["crop and pad", "two crops", "two pads"]))
+    if kind == "two crops":
+        left = draw(st.integers(0, size - 1))
+        return [-left, -draw(st.integers(0, size - 1 - left))]
+    crop = draw(st.integers(0, size - 1)) if kind == "crop and pad" else 0
     largest = {"reflect": size - 1, "replicate": 4, "circular": size - crop}[mode]
     amounts = [-crop, draw(st.integers(0, largest))]
     return amounts if draw(st.booleans()) else amounts[::-1]
@@ -118,3 +123,13 @@ def test_bad_padding_raises_naming_the_problem(device):
         F.pad(x, (-3, -3))
     with pytest.raises(ValueError, match="even number of amounts"):
         F.pad(x, (1, 1, 1))
+    with pytest.raises(ValueError, match=r"\(-4, 4\) of dim 3 keeps none of its 4 entries"):
+        F.pad(x, (-4, 4, 0, 0), mode="replicate")
+    with pytest.raises(ValueError, match=r"\(0, 1\) of dim 2 keeps none of its 0 entries"):
+        F.pad(mg.zeros(2, 3, 0, device=device), (0, 1), mode="replicate")
+
+
+@pytest.mark.parametrize("amounts", [1, None, "ab", (1.0, 1), (True, 0)])
+def test_pad_amounts_that_are_not_ints_raise_type_error(device, amounts):
+    with pytest.raises(TypeError, match="pad: "):
+        F.pad(mg.zeros(1, 2, 3, device=device), amounts)
