@@ -13,6 +13,8 @@ host on every call, so an out-of-range class there gives undefined values instea
 
 from __future__ import annotations
 
+import math
+
 from minigrad import autograd, backend
 from minigrad.autograd import Function
 from minigrad.ops.checks import check_float_tensor, check_optional_tensor
@@ -22,13 +24,27 @@ from minigrad.tensor import Tensor
 REDUCTIONS = ("none", "mean", "sum")
 
 
+def _ncl(shape: tuple) -> tuple:
+    """(N, C, L) for an (N, C, d1, ..., dk) or (C,) input, L = d1 * ... * dk (spelled out, as
+    a reshape with -1 fails for N = 0)."""
+    if len(shape) == 1:
+        return 1, shape[0], 1
+    return shape[0], shape[1], math.prod(shape[2:])
+
+
+def _per_element_shape(shape: tuple) -> tuple:
+    """The shape of the per-element losses of an input of ``shape``: (N, d1, ..., dk), or ()
+    for a (C,) input. Class-index targets have it too."""
+    return () if len(shape) == 1 else shape[:1] + shape[2:]
+
+
 def _class_views(x, target, ignore_index: int) -> tuple:
     """``x`` as (N, C, L); the target as int64 (N, 1, L) with ignored entries set to class 0;
     the float mask (N, 1, L) of entries that count."""
     xp = backend.get_array_module(x)
-    n, c = (1, x.shape[0]) if x.ndim == 1 else x.shape[:2]
-    x3 = x.reshape(n, c, -1)
-    t = target.reshape(n, 1, -1).astype(xp.int64, copy=False)
+    n, c, length = _ncl(x.shape)
+    x3 = x.reshape(n, c, length)
+    t = target.reshape(n, 1, length).astype(xp.int64, copy=False)
     valid = t != ignore_index
     return x3, xp.where(valid, t, 0), valid.astype(x.dtype)
 
@@ -46,11 +62,12 @@ def _reduce(losses, total_weight, reduction: str, target_shape: tuple):
     return total / xp.where(total_weight == 0, xp.nan, total_weight)
 
 
-def _loss_coefficients(gy, total_weight, reduction: str, n: int):
+def _loss_coefficients(gy, total_weight, reduction: str, input_shape: tuple):
     """d(output)/d(per-element loss) times ``gy``, shaped to broadcast over (N, 1, L)."""
     xp = backend.get_array_module(gy)
     if reduction == "none":
-        return gy.reshape(n, 1, -1)
+        n, _, length = _ncl(input_shape)
+        return gy.reshape(n, 1, length)
     if reduction == "sum":
         return gy
     return gy / xp.where(total_weight == 0, 1, total_weight)
@@ -93,8 +110,8 @@ class CrossEntropy(Function):
         e, s, t, valid, w, w_t, w_sum, total_weight = self.saved
         xp = backend.get_array_module(gy)
         shape, reduction, eps = self.args
-        n, c = e.shape[:2]
-        g = _loss_coefficients(gy, total_weight, reduction, n)
+        c = e.shape[1]
+        g = _loss_coefficients(gy, total_weight, reduction, shape)
         pull = (1 - eps) * w_t + (eps / c) * w_sum * valid
         gx = e * (g * pull / s)
         if eps > 0:
@@ -116,9 +133,9 @@ class CrossEntropyWithProbabilities(Function):
 
     def forward(self, x, target, weight, reduction, label_smoothing):
         xp = backend.get_array_module(x)
-        n, c = (1, x.shape[0]) if x.ndim == 1 else x.shape[:2]
-        x3 = x.reshape(n, c, -1)
-        q = target.reshape(n, c, -1)
+        n, c, length = _ncl(x.shape)
+        x3 = x.reshape(n, c, length)
+        q = target.reshape(n, c, length)
         if label_smoothing > 0:
             q = (1 - label_smoothing) * q + label_smoothing / c
         wq = q if weight is None else q * weight.astype(x.dtype, copy=False)[:, None]
@@ -128,14 +145,13 @@ class CrossEntropyWithProbabilities(Function):
         count = x.dtype.type(losses.size)
         self.args = (x.shape, reduction, label_smoothing, count)
         self.save_for_backward(log_probs, wq, weight)
-        kept_shape = x.shape[:1] + x.shape[2:] if x.ndim > 1 else ()
-        return _reduce(losses, count, reduction, kept_shape)
+        return _reduce(losses, count, reduction, _per_element_shape(x.shape))
 
     def backward(self, gy):
         log_probs, wq, weight = self.saved
         xp = backend.get_array_module(gy)
         shape, reduction, eps, count = self.args
-        g = _loss_coefficients(gy, count, reduction, log_probs.shape[0])
+        g = _loss_coefficients(gy, count, reduction, shape)
         gx = gp = None
         if self.needs_input_grad[0]:
             gx = (g * (xp.exp(log_probs) * wq.sum(axis=1, keepdims=True) - wq)).reshape(shape)
@@ -162,7 +178,7 @@ class NLLLoss(Function):
         t, w_t, total_weight = self.saved
         xp = backend.get_array_module(gy)
         shape, shape3, reduction = self.args
-        g = _loss_coefficients(gy, total_weight, reduction, shape3[0])
+        g = _loss_coefficients(gy, total_weight, reduction, shape)
         gx = xp.zeros(shape3, dtype=w_t.dtype)
         xp.put_along_axis(gx, t, -g * w_t, axis=1)
         return gx.reshape(shape), None
@@ -227,7 +243,7 @@ def _check_constant(op: str, name: str, t, input: Tensor) -> None:
 
 def _classes(input: Tensor) -> int:
     """C of an (N, C, d1, ..., dk) or (C,) input."""
-    return input.shape[0] if input.ndim == 1 else input.shape[1]
+    return _ncl(input.shape)[1]
 
 
 def _check_class_weight(op: str, weight, input: Tensor) -> None:
@@ -257,7 +273,7 @@ def _check_class_target(op: str, input: Tensor, target, weight, ignore_index: in
         raise TypeError(
             f"{op}: target must hold integer class indices (int64), got dtype {target.dtype}"
         )
-    expected = () if input.ndim == 1 else input.shape[:1] + input.shape[2:]
+    expected = _per_element_shape(input.shape)
     if target.shape != expected:
         raise ValueError(
             f"{op}: target of shape {target.shape} does not match input of shape {input.shape}: "

@@ -281,9 +281,11 @@ def _transformed_inputs(x, plan: _Plan):
 
 
 def forward_and_grad_weight(x, W, gy, g: ConvGeometry) -> tuple:
-    """(:func:`forward` of x and W, :func:`grad_weight` of x and gy), either None when its W or
-    gy is None, in one pass over the transformed tiles of x (the input transform is the
-    costly step, so a caller that needs both pays for it once)."""
+    """The 3x3 stride-1 conv2d of x (N, C, H, W) with W (Co, C/groups, 3, 3), (N, Co, Ho, Wo),
+    and the weight gradient of that conv for output gradient gy (N, Co, Ho, Wo), (Co,
+    C/groups, 3, 3): either None when its W or gy is None. One pass over the transformed tiles
+    of x serves both (the input transform is the costly step, so a caller that needs both
+    pays for it once)."""
     xp = backend.get_array_module(x)
     plan = _Plan(x, g)
     y = U = dU = product = None

@@ -233,6 +233,36 @@ def _tiny(device, shape, seed, low=None, high=None):
     )
 
 
+@pytest.mark.parametrize("shape", [(0, 4), (0, 4, 3, 2)])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_empty_batch_matches_torch(device, shape, reduction):
+    """N = 0: NaN for the mean, 0 for the sum, an empty tensor for none; empty gradients."""
+    x = np.zeros(shape)
+    labels = np.zeros(shape[:1] + shape[2:], dtype=np.int64)
+    for ours, theirs, target in [
+        (cross_entropy, TF.cross_entropy, labels),
+        (nll_loss, TF.nll_loss, labels),
+        (cross_entropy, TF.cross_entropy, np.zeros(shape)),
+    ]:
+        check_parity(
+            lambda a, t, f=ours: f(a, t, reduction=reduction),
+            lambda a, t, f=theirs: f(a, t, reduction=reduction),
+            [x, target],
+            device,
+        )
+
+
+def test_constant_probability_target_gets_no_gradient(device):
+    x = random_array(0, (2, 3, 4), np.float64)
+    q = random_array(1, (2, 3, 4), np.float64, 0.0, 1.0)
+    ours_x, ours_q = mg.tensor(x, device=device, requires_grad=True), mg.tensor(q, device=device)
+    cross_entropy(ours_x, ours_q, label_smoothing=0.1).backward()
+    theirs_x = torch.tensor(x, requires_grad=True)
+    TF.cross_entropy(theirs_x, torch.tensor(q), label_smoothing=0.1).backward()
+    assert ours_q.grad is None
+    np.testing.assert_allclose(ours_x.grad.numpy(), theirs_x.grad.numpy(), rtol=1e-10)
+
+
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 def test_cross_entropy_gradcheck(device, reduction):
     x = _tiny(device, (2, 3, 2, 2), 0)
