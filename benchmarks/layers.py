@@ -2,10 +2,13 @@
 
 Each case times the forward pass and the forward+backward pass of one op, ours and
 PyTorch's on the same inputs, as the median of several runs after warm-up, and prints the
-ratio ours/PyTorch (below 1 means we are faster). ``--memory`` also measures the peak memory
-of one forward+backward of each framework in a fresh subprocess.
+ratio ours/PyTorch (below 1 means we are faster). ``--rounds`` times the whole
+table several times and prints the median ratio of each case with its range. ``--memory``
+also measures the peak memory of one forward+backward of each framework in a fresh
+subprocess.
 
     python -m benchmarks.layers --device cpu
+    python -m benchmarks.layers --rounds 3              # the table 3 times: medians and ranges
     python -m benchmarks.layers --cases conv3x3 bilinear --repeat 5 --json out.json --plot out.png
 """
 
@@ -164,7 +167,10 @@ def _median_time(fn, inputs, backward: bool, repeat: int, warmup: int, sync) -> 
 
 
 def time_case(case: Case, device: str, repeat: int, warmup: int) -> dict:
-    """Median seconds of forward and forward+backward for both frameworks, and the ratios."""
+    """Median seconds of forward and forward+backward for both frameworks, and the ratios.
+
+    Each framework runs its block of repeats alone: timed in turns, each would meet the other's
+    thread pool still spinning from its last call, and both slow down."""
     arrays = case.make_inputs(np.random.default_rng(0))
     ours, theirs = _to_ours(arrays, device), _to_torch(arrays)
     ours_sync = lambda: backend.synchronize(device)  # noqa: E731
@@ -174,6 +180,24 @@ def time_case(case: Case, device: str, repeat: int, warmup: int) -> dict:
         theirs_t = _median_time(case.theirs, theirs, backward, repeat, warmup, lambda: None)
         row[label] = {"minigrad_s": ours_t, "torch_s": theirs_t, "ratio": ours_t / theirs_t}
     return row
+
+
+def combine_rounds(rounds: list) -> list:
+    """One row per case from several rounds of the whole table: the median of each figure,
+    and the range of the ratio (``ratio_range``)."""
+    rows = []
+    for same_case in zip(*rounds, strict=True):
+        row = {"case": same_case[0]["case"]}
+        for label in ("forward", "forward+backward"):
+            figures = [r[label] for r in same_case]
+            ratios = [f["ratio"] for f in figures]
+            row[label] = {
+                key: statistics.median(f[key] for f in figures)
+                for key in ("minigrad_s", "torch_s", "ratio")
+            }
+            row[label]["ratio_range"] = [min(ratios), max(ratios)]
+        rows.append(row)
+    return rows
 
 
 def _rss_mib(field: str) -> float:
@@ -229,16 +253,21 @@ def copy_bandwidth_gbs(megabytes: int = 32, repeat: int = 15) -> float:
 
 
 def print_table(rows: list) -> None:
+    ranged = "ratio_range" in rows[0]["forward"]
     header = f"{'case':44s} {'pass':17s} {'minigrad ms':>12s} {'torch ms':>10s} {'ratio':>7s}"
+    header += f" {'range':>11s}" if ranged else ""
     print(header)
     print("-" * len(header))
     for row in rows:
         for label in ("forward", "forward+backward"):
             r = row[label]
-            print(
+            line = (
                 f"{row['case']:44s} {label:17s} {r['minigrad_s'] * 1e3:12.2f} "
                 f"{r['torch_s'] * 1e3:10.2f} {r['ratio']:7.2f}"
             )
+            if ranged:
+                line += f" {r['ratio_range'][0]:5.2f}-{r['ratio_range'][1]:5.2f}"
+            print(line)
         if "memory_mib" in row:
             m = row["memory_mib"]
             print(
@@ -271,6 +300,9 @@ def main(argv=None) -> None:
     parser.add_argument("--device", default="cpu", help="cpu or gpu")
     parser.add_argument("--repeat", type=int, default=7, help="timed runs per measurement")
     parser.add_argument("--warmup", type=int, default=2, help="untimed runs first")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="time the whole table this many times (medians)"
+    )
     parser.add_argument("--cases", nargs="*", default=None, help="substrings of case names")
     parser.add_argument("--memory", action="store_true", help="also measure peak memory")
     parser.add_argument("--json", default=None, help="write the figures to this file")
@@ -286,15 +318,18 @@ def main(argv=None) -> None:
         if not args.cases or any(s in c.name for s in args.cases)
     ]
     bandwidth_before = copy_bandwidth_gbs()
-    rows = []
-    for i, case in chosen:
-        row = time_case(case, args.device, args.repeat, args.warmup)
-        if args.memory:
+    rounds = [
+        [time_case(case, args.device, args.repeat, args.warmup) for _, case in chosen]
+        for _ in range(args.rounds)
+    ]
+    rows = rounds[0] if args.rounds == 1 else combine_rounds(rounds)
+    if args.memory:
+        for (i, _), row in zip(chosen, rows, strict=True):
             row["memory_mib"] = {fw: _memory_in_subprocess(i, fw) for fw in ("minigrad", "torch")}
-        rows.append(row)
+    rounds_text = f", {args.rounds} rounds" if args.rounds > 1 else ""
     print(
         f"device={args.device}  torch threads={torch.get_num_threads()}  "
-        f"median of {args.repeat} after {args.warmup} warm-up runs  "
+        f"median of {args.repeat} after {args.warmup} warm-up runs{rounds_text}  "
         f"copy bandwidth {bandwidth_before:.1f} GB/s before, {copy_bandwidth_gbs():.1f} after"
     )
     print_table(rows)

@@ -288,7 +288,9 @@ def _check_class_target(op: str, input: Tensor, target, weight, ignore_index: in
         _check_target_range(op, target.data, _classes(input), ignore_index)
 
 
-def _check_probability_target(op: str, input: Tensor, target: Tensor, weight, ignore_index: int):
+def _check_probability_target(
+    op: str, input: Tensor, target: Tensor, weight, ignore_index: int
+) -> None:
     """Class probabilities: the input's shape, dtype and device; no ``ignore_index``."""
     _check_logits(op, input, target)
     if target.dtype != input.dtype:
