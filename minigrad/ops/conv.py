@@ -270,6 +270,13 @@ def _gy_work(gy, tile, buffers: _TileBuffers):
 
 
 def _gemm_grad_input(gy, W, g: ConvGeometry):
+    """The input gradient gx (N, C, H, W) of a conv2d as ``col2im(W^T @ gy)``, tile by tile:
+    for strided convs (and the forward of conv_transpose2d), whose adjoint is no conv.
+
+    gy (N, Co, Ho, Wo) goes into the work layout (garbage columns zero), one GEMM per group
+    gives the tile's columns, and col2im adds them into a padded buffer (a plain copy when
+    the windows are disjoint, as in a 2x2 stride-2 transposed conv).
+    """
     xp = backend.get_array_module(gy)
     layout = PaddedLayout(g)
     unpadded = layout.flat == g.in_h * g.in_w
