@@ -372,23 +372,21 @@ def cross_entropy(
         raise ValueError(
             f"cross_entropy: label_smoothing must be between 0.0 and 1.0, got {label_smoothing}"
         )
+    label_smoothing = float(label_smoothing)
+    weight_data = None if weight is None else weight.data
     if isinstance(target, Tensor) and target.dtype.kind == "f":
         _check_probability_target("cross_entropy", input, target, weight, ignore_index)
         return CrossEntropyWithProbabilities.apply(
-            input,
-            target,
-            weight=None if weight is None else weight.data,
-            reduction=reduction,
-            label_smoothing=float(label_smoothing),
+            input, target, weight=weight_data, reduction=reduction, label_smoothing=label_smoothing
         )
     _check_class_target("cross_entropy", input, target, weight, ignore_index)
     return CrossEntropy.apply(
         input,
         target,
-        weight=None if weight is None else weight.data,
+        weight=weight_data,
         ignore_index=ignore_index,
         reduction=reduction,
-        label_smoothing=float(label_smoothing),
+        label_smoothing=label_smoothing,
     )
 
 

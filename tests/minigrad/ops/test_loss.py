@@ -35,6 +35,20 @@ def _targets(seed, shape, classes, ignore_index):
     return np.where(rng.random(shape) < 0.2, ignore_index, target).astype(np.int64)
 
 
+def _check_cross_entropy(x, target, weight, device, layout, kwargs) -> None:
+    """cross_entropy against PyTorch's for one input, target and optional class weights."""
+    ours_w = None if weight is None else mg.tensor(weight, device=device)
+    torch_w = None if weight is None else torch.tensor(weight)
+    check_parity(
+        lambda a, t: cross_entropy(a, t, weight=ours_w, **kwargs),
+        lambda a, t: TF.cross_entropy(a, t, weight=torch_w, **kwargs),
+        [x, target],
+        device,
+        reduction=x.size,
+        layout=layout,
+    )
+
+
 @settings(max_examples=60)
 @given(
     problem=_class_problem(),
@@ -57,16 +71,7 @@ def test_cross_entropy_matches_torch(
         "reduction": reduction,
         "label_smoothing": label_smoothing,
     }
-    ours_w = None if weight is None else mg.tensor(weight, device=device)
-    torch_w = None if weight is None else torch.tensor(weight)
-    check_parity(
-        lambda a, t: cross_entropy(a, t, weight=ours_w, **kwargs),
-        lambda a, t: TF.cross_entropy(a, t, weight=torch_w, **kwargs),
-        [x, target],
-        device,
-        reduction=x.size,
-        layout=layout,
-    )
+    _check_cross_entropy(x, target, weight, device, layout, kwargs)
 
 
 @settings(max_examples=40)
@@ -90,16 +95,7 @@ def test_cross_entropy_with_probabilities_matches_torch(
         probabilities /= probabilities.sum(axis=0 if len(shape) == 1 else 1, keepdims=True)
     weight = random_array(seed + 2, (classes,), dtype, 0.1, 2.0) if weighted else None
     kwargs = {"reduction": reduction, "label_smoothing": label_smoothing}
-    ours_w = None if weight is None else mg.tensor(weight, device=device)
-    torch_w = None if weight is None else torch.tensor(weight)
-    check_parity(
-        lambda a, t: cross_entropy(a, t, weight=ours_w, **kwargs),
-        lambda a, t: TF.cross_entropy(a, t, weight=torch_w, **kwargs),
-        [x, probabilities],
-        device,
-        reduction=x.size,
-        layout=layout,
-    )
+    _check_cross_entropy(x, probabilities, weight, device, layout, kwargs)
 
 
 @settings(max_examples=40)
