@@ -428,8 +428,8 @@ def _backward_shares_gy(g: ConvGeometry, reversed_g: ConvGeometry | None) -> boo
     x (C/groups * kh * kw) to (Co/groups * kh * kw) x (C/groups), summed over x's positions
     instead of gy's. It pays when its thinner side is no thinner (or has 64+ rows, where BLAS
     runs at full speed) and x has not many more positions than gy (a padding-free conv with a
-    large kernel has). Measured: a 64-channel conv of 16 channels runs 2x faster shared, one
-    of 3 channels 1.4x slower.
+    large kernel has). Measured here, batch 8 to 16 at 32x32 to 64x64: 64 -> 16 channels ran
+    2x faster shared, 3 -> 64 channels 1.4x slower (and is not shared).
     """
     if reversed_g is None or _is_depthwise(g) or _is_pointwise(g):
         return False
