@@ -144,8 +144,7 @@ class NormalizeWithBatchStats(Function):
         if running is not None:
             _update_running_stats(running, mean, var, geo)
         weight, bias = _split_affine(affine, has_weight, has_bias)
-        scale = invstd if weight is None else invstd * weight
-        shift = -mean * scale if bias is None else bias - mean * scale
+        scale, shift = _affine_coefficients(mean, invstd, weight, bias)
         self.geo, self.has_weight, self.has_bias = geo, has_weight, has_bias
         self.save_for_backward(x3, mean, invstd, weight)
         return _scale_and_shift(x3, _coefficient(scale), _coefficient(shift), geo)
@@ -182,8 +181,7 @@ class NormalizeWithGivenStats(Function):
         weight, bias = _split_affine(affine, has_weight, has_bias)
         mean = mean.astype(x.dtype, copy=False)[None]
         invstd = 1 / xp.sqrt(var.astype(x.dtype, copy=False) + eps)[None]
-        scale = invstd if weight is None else invstd * weight
-        shift = -mean * scale if bias is None else bias - mean * scale
+        scale, shift = _affine_coefficients(mean, invstd, weight, bias)
         self.geo, self.has_weight, self.has_bias = geo, has_weight, has_bias
         self.save_for_backward(x3, mean, invstd, scale)
         return _scale_and_shift(x3, _coefficient(scale), _coefficient(shift), geo)
@@ -202,6 +200,14 @@ class NormalizeWithGivenStats(Function):
             if self.has_bias:
                 grads[-1] = sum_gy[0]
         return tuple(grads)
+
+
+def _affine_coefficients(mean, invstd, weight, bias) -> tuple:
+    """(scale, shift) with ``y = x * scale + shift`` equal to ``(x - mean) * invstd * weight +
+    bias`` (weight and bias may be None), per statistic."""
+    scale = invstd if weight is None else invstd * weight
+    shift = -mean * scale if bias is None else bias - mean * scale
+    return scale, shift
 
 
 def _split_affine(affine: tuple, has_weight: bool, has_bias: bool) -> tuple:

@@ -118,10 +118,6 @@ def _along(axis: int, ndim: int, index: slice) -> tuple:
     return (slice(None),) * axis + (index,) + (slice(None),) * (ndim - axis - 1)
 
 
-def _reversed(array, axis: int):
-    return array[_along(axis, array.ndim, slice(None, None, -1))]
-
-
 class EdgePad(Function):
     """Reflect, replicate or circular padding: each padded side is one slice of the input.
 
@@ -140,7 +136,7 @@ class EdgePad(Function):
             for s in dim.segments:
                 part = source[_along(axis, source.ndim, s.src)]
                 if s.kind == "reversed":
-                    part = _reversed(part, axis)
+                    part = xp.flip(part, axis)
                 y[_along(axis, y.ndim, s.out)] = part
         return y
 
@@ -155,7 +151,7 @@ class EdgePad(Function):
             for s in dim.segments:
                 part = g[_along(axis, g.ndim, s.out)]
                 if s.kind == "reversed":
-                    part = _reversed(part, axis)
+                    part = xp.flip(part, axis)
                 elif s.kind == "edge":
                     part = part.sum(axis=axis, keepdims=True)
                 gx[_along(axis, gx.ndim, s.src)] += part
