@@ -1,2 +1,15 @@
-"""Layers: ``Module``, ``Parameter`` and the layer classes on top of :mod:`minigrad` (to come:
-Conv2d, ConvTranspose2d, MaxPool2d, MaxUnpool2d, Upsample, BatchNorm2d, ... as in DESIGN.md)."""
+"""Layers: ``Module``, ``Parameter``, containers and the layer classes, with PyTorch's names,
+constructor arguments, defaults, initialization and state-dict keys."""
+
+from layers.container import ModuleDict, ModuleList, Sequential
+from layers.module import Module, RemovableHandle
+from layers.parameter import Parameter
+
+__all__ = [
+    "Module",
+    "ModuleDict",
+    "ModuleList",
+    "Parameter",
+    "RemovableHandle",
+    "Sequential",
+]
