@@ -41,6 +41,7 @@ from minigrad.ops.shape import (
     transpose,
     unsqueeze,
 )
+from minigrad.serialization import CheckpointError, load, save
 from minigrad.tensor import (
     Tensor,
     as_tensor,
@@ -55,6 +56,7 @@ from minigrad.tensor import (
 )
 
 __all__ = [
+    "CheckpointError",
     "DeviceError",
     "Tensor",
     "abs",
@@ -78,6 +80,7 @@ __all__ = [
     "int32",
     "int64",
     "is_grad_enabled",
+    "load",
     "log",
     "manual_seed",
     "matmul",
@@ -95,6 +98,7 @@ __all__ = [
     "randn",
     "relu",
     "reshape",
+    "save",
     "set_grad_enabled",
     "sigmoid",
     "softmax",
