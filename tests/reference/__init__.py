@@ -1,0 +1,1 @@
+"""PyTorch twins of the segmentation models: the oracle for the model tests."""

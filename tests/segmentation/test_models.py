@@ -1,0 +1,163 @@
+"""The U-Net family against its PyTorch twins (tests/reference/models.py): parameter counts,
+and with the same weights loaded through the state dict, equal logits, input gradient and
+every parameter gradient, in train and eval mode."""
+
+import numpy as np
+import pytest
+import torch
+from reference import models as twins
+
+import minigrad as mg
+from segmentation import models
+
+FULL_SIZE_COUNTS = [
+    ("UNet", {}, 31_037_763),
+    ("UNet", {"bilinear": True}, 17_263_107),
+    ("FastUNet", {}, 3_898_462),
+    ("ResNet34UNet", {}, 24_451_651),
+    ("FCN", {}, None),
+    ("SegNet", {}, None),
+    ("SegNet", {"depth": 6}, None),
+]
+
+# (name, kwargs, input side): small enough for the CPU, every option exercised once.
+SMALL = [
+    ("UNet", {"base_channels": 4}, 32),
+    ("UNet", {"base_channels": 4, "bilinear": True}, 32),
+    ("UNet", {"base_channels": 4, "norm": "instance", "head_kernel": 3}, 32),
+    ("FastUNet", {"base_channels": 4}, 32),
+    ("ResNet34UNet", {}, 32),
+    ("FCN", {}, 32),
+    ("SegNet", {"depth": 2}, 16),
+    ("SegNet", {"depth": 3}, 32),
+]
+
+
+def _count(model) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize(("name", "kwargs", "expected"), FULL_SIZE_COUNTS)
+def test_parameter_count_equals_the_twin_and_the_pinned_figure(name, kwargs, expected):
+    ours = getattr(models, name)(**kwargs)
+    theirs = getattr(twins, name)(**kwargs)
+    assert _count(ours) == sum(p.numel() for p in theirs.parameters())
+    if expected is not None:
+        assert _count(ours) == expected
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+
+
+def _relative_error(ours: np.ndarray, theirs: np.ndarray) -> float:
+    return float(np.linalg.norm(ours - theirs) / max(np.linalg.norm(theirs), 1e-30))
+
+
+def _pair(name, kwargs, dtype, device):
+    """Our model and its twin with the twin's weights, both in ``dtype``."""
+    torch.manual_seed(0)
+    theirs = getattr(twins, name)(**kwargs).to(
+        torch.float64 if dtype == np.float64 else torch.float32
+    )
+    ours = getattr(models, name)(**kwargs).to(dtype)
+    ours.load_state_dict(theirs.state_dict())
+    return ours.to(device), theirs
+
+
+def _step(ours, theirs, x, device, tol):
+    """One forward and backward of both on the same input and upstream gradient."""
+    xo = mg.tensor(x, device=device, requires_grad=True)
+    xt = torch.tensor(x, requires_grad=True)
+    yo, yt = ours(xo), theirs(xt)
+    assert yo.shape == tuple(yt.shape)
+    assert _relative_error(yo.detach().numpy(), yt.detach().numpy()) < tol, "logits"
+    g = np.random.default_rng(1).standard_normal(yt.shape).astype(x.dtype)
+    (yo * mg.tensor(g, device=device)).sum().backward()
+    (yt * torch.tensor(g)).sum().backward()
+    assert _relative_error(xo.grad.numpy(), xt.grad.numpy()) < tol, "input gradient"
+    their_grads = {k: p.grad for k, p in theirs.named_parameters()}
+    for key, param in ours.named_parameters():
+        assert param.grad is not None, f"{key}: no gradient"
+        error = _relative_error(param.grad.numpy(), their_grads[key].numpy())
+        assert error < tol, f"gradient of {key}: relative error {error:.2e}"
+
+
+@pytest.mark.parametrize(("name", "kwargs", "side"), SMALL, ids=lambda v: str(v))
+def test_logits_and_gradients_equal_the_twin_in_train_then_eval_mode(name, kwargs, side, device):
+    ours, theirs = _pair(name, kwargs, np.float32, device)
+    x = np.random.default_rng(0).standard_normal((2, 3, side, side)).astype(np.float32)
+    _step(ours, theirs, x, device, 2e-4)
+    for key, value in theirs.state_dict().items():
+        if "running" in key:
+            np.testing.assert_allclose(
+                ours.state_dict()[key].numpy(), value.numpy(), rtol=1e-4, atol=1e-6
+            )
+    ours.eval(), theirs.eval()
+    ours.zero_grad(), theirs.zero_grad()
+    _step(ours, theirs, x, device, 2e-4)
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "side"),
+    [("UNet", {"base_channels": 2}, 16), ("FastUNet", {"base_channels": 2}, 16)],
+)
+def test_float64_matches_tightly(name, kwargs, side):
+    ours, theirs = _pair(name, kwargs, np.float64, "cpu")
+    x = np.random.default_rng(0).standard_normal((2, 3, side, side))
+    _step(ours, theirs, x, "cpu", 1e-10)
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "shape"),
+    [
+        ("UNet", {"base_channels": 2}, (33, 35)),
+        ("FastUNet", {"base_channels": 2}, (37, 41)),
+        ("ResNet34UNet", {}, (45, 50)),
+    ],
+)
+def test_odd_sizes_give_logits_of_the_input_size_equal_to_the_twin(name, kwargs, shape):
+    ours, theirs = _pair(name, kwargs, np.float32, "cpu")
+    x = np.random.default_rng(0).standard_normal((1, 3, *shape)).astype(np.float32)
+    _step(ours, theirs, x, "cpu", 2e-4)
+
+
+@pytest.mark.parametrize(
+    ("model", "side", "divisor"),
+    [(models.FCN(), 48, 32), (models.SegNet(depth=2), 12, 8), (models.SegNet(), 64, 128)],
+)
+def test_sizes_the_architecture_cannot_take_name_the_divisor(model, side, divisor):
+    with pytest.raises(ValueError, match=rf"{side}x{side} must be divisible by {divisor}"):
+        model(mg.zeros(1, 3, side, side))
+
+
+def test_wrong_channel_count_and_tiny_inputs_are_named():
+    model = models.FastUNet(base_channels=2)
+    with pytest.raises(ValueError, match="expected 3 input channels, got 1"):
+        model(mg.zeros(1, 1, 32, 32))
+    with pytest.raises(ValueError, match="at least 16"):
+        model(mg.zeros(1, 3, 8, 8))
+
+
+def test_resnet34_unet_loads_a_torchvision_encoder_and_ignores_fc():
+    twin = twins.ResNet34UNet()
+    encoder = {k: v for k, v in twin.state_dict().items() if not k.startswith(("up", "head"))}
+    encoder["fc.weight"], encoder["fc.bias"] = torch.zeros(1000, 512), torch.zeros(1000)
+    ours = models.ResNet34UNet()
+    ours.load_encoder(encoder)
+    np.testing.assert_array_equal(
+        ours.layer4[2].conv2.weight.numpy(), twin.layer4[2].conv2.weight.numpy()
+    )
+    del encoder["layer1.0.conv1.weight"]
+    encoder["stray"] = torch.zeros(1)
+    with pytest.raises(RuntimeError, match=r"missing keys: \['layer1.0.conv1.weight'\].*'stray'"):
+        ours.load_encoder(encoder)
+
+
+def test_fast_unet_reordered_reduce_conv_commutes_with_the_upsampling():
+    """Our decoder runs the 1x1 conv before the bilinear upsampling; the twin after it."""
+    ours, theirs = _pair("FastUNet", {"base_channels": 4}, np.float64, "cpu")
+    ours.eval(), theirs.eval()
+    x = np.random.default_rng(3).standard_normal((1, 3, 48, 40))
+    with torch.no_grad():
+        expected = theirs(torch.tensor(x)).numpy()
+    with mg.no_grad():
+        got = ours(mg.tensor(x)).numpy()
+    assert _relative_error(got, expected) < 1e-12
