@@ -19,16 +19,17 @@ transformed planes once. G's 1/2 entries touch only the weights.
 
 The gradients reuse the same pieces, as adjoints:
 
-- input gradient: for stride 1 it is itself a 3x3 stride-1 conv (``conv.py`` routes it back
-  here with the reversed kernel);
+- input gradient: for stride 1 it is itself a 3x3 stride-1 conv (:mod:`minigrad.ops.conv`
+  routes it back here with the reversed kernel);
 - weight gradient: ``dU[xi, nu] = sum_P dM[xi, nu] @ V[xi, nu]^T`` with ``dM = A dY A^T`` per
   tile (the adjoint of the output transform), then ``dw = G^T dU G``.
 
 F(2x2, 3x3) keeps float32 errors at the level of direct convolution (the larger F(4x4, 3x3)
 tiles need fractions in B and lose about two digits). Like any fast algorithm it spreads an
-inf in the input over the tiles around it (``inf * 0`` is NaN): ``conv.py`` checks the result on
-the CPU and computes a non-finite one again by im2col, so the inf and NaN land where PyTorch's
-do; on the GPU, where the check would wait for the device, they may cover whole 2x2 tiles.
+inf in the input over the tiles around it (``inf * 0`` is NaN): on the CPU
+:mod:`minigrad.ops.conv.nonfinite` checks the result and computes a non-finite one again by
+im2col, so the inf and NaN land where PyTorch's do; on the GPU, where the check would wait for
+the device, they may cover whole 2x2 tiles.
 
 Work is cut into tiles of samples (or bands of tile rows) of at least MIN_TILE_COLUMNS GEMM
 columns, capped by TILE_BYTES of transformed data on the CPU.

@@ -1,0 +1,110 @@
+"""Which algorithm runs a conv: the three array kernels of the family, and the backward pair.
+
+- :func:`conv_forward`: the conv2d output;
+- :func:`conv_grad_input`: its adjoint wrt the input, which is also the conv_transpose2d output;
+- :func:`conv_grad_weight`: the weight gradient, shared by both;
+- :func:`conv_grads` and :func:`conv_forward_and_grad_weight`: two of them from one pass.
+
+Each picks its path from the geometry alone: depthwise, pointwise, Winograd (3x3 stride 1 with
+many channels per group) or im2col + GEMM. The input gradient of a stride-1 conv is the conv
+of gy with the reversed kernel, which makes the same choice; strided convs take col2im.
+"""
+
+from __future__ import annotations
+
+from minigrad import backend
+from minigrad.ops import winograd
+from minigrad.ops.conv.depthwise import (
+    _depthwise_forward,
+    _depthwise_grad_input,
+    _depthwise_grad_weight,
+    _is_depthwise,
+)
+from minigrad.ops.conv.gemm import _gemm_grad_input
+from minigrad.ops.conv.nonfinite import _gemm_pass, _winograd_pass
+from minigrad.ops.conv.pointwise import (
+    _is_pointwise,
+    _pointwise_forward,
+    _pointwise_grad_input,
+    _pointwise_grad_weight,
+)
+from minigrad.ops.conv.reversed_kernel import (
+    _backward_shares_gy,
+    _grads_from_gy,
+    _reversed_geometry,
+    _reversed_weight,
+)
+from minigrad.ops.im2col import ConvGeometry
+
+
+def conv_forward(x, W, g: ConvGeometry):
+    """The conv2d of arrays x (N, C, H, W) and W (Co, C/groups, kh, kw): (N, Co, Ho, Wo)."""
+    if _is_depthwise(g):
+        return _depthwise_forward(x, W, g)
+    if _is_pointwise(g):
+        return _pointwise_forward(x, W, g)
+    if winograd.supported(g):
+        return _winograd_pass(x, g, W=W)[0]
+    return _gemm_pass(x, g, W=W)[0]
+
+
+def conv_grad_input(gy, W, g: ConvGeometry):
+    """The adjoint of :func:`conv_forward` wrt x: gy (N, Co, Ho, Wo) -> gx (N, C, H, W).
+
+    This is also the forward of conv_transpose2d with the same weight. A stride-1 conv's
+    adjoint is itself a conv (of gy with the reversed kernel, see :func:`_reversed_geometry`),
+    which is faster than the scatter of col2im; strided convs take col2im(W^T @ gy).
+    """
+    xp = backend.get_array_module(gy)
+    gy = xp.ascontiguousarray(gy)
+    if _is_pointwise(g):
+        return _pointwise_grad_input(gy, W, g)
+    reversed_g = _reversed_geometry(g)
+    if reversed_g is not None:
+        return conv_forward(gy, _reversed_weight(W, g), reversed_g)
+    if _is_depthwise(g):
+        return _depthwise_grad_input(gy, W, g)
+    return _gemm_grad_input(gy, W, g)
+
+
+def conv_grad_weight(x, gy, g: ConvGeometry):
+    """The gradient of ``<gy, conv_forward(x, W)>`` wrt W: (Co, C/groups, kh, kw)."""
+    xp = backend.get_array_module(gy)
+    gy = xp.ascontiguousarray(gy)
+    if _is_depthwise(g):
+        return _depthwise_grad_weight(x, gy, g)
+    if _is_pointwise(g):
+        return _pointwise_grad_weight(x, gy, g)
+    if winograd.supported(g):
+        return _winograd_pass(x, g, gy=gy)[1]
+    return _gemm_pass(x, g, gy=gy)[1]
+
+
+def conv_grads(x, W, gy, g: ConvGeometry) -> tuple:
+    """(:func:`conv_grad_input`, :func:`conv_grad_weight`): the backward of a conv2d whose input
+    and weight both need a gradient.
+
+    On the CPU a stride-1 conv (im2col or Winograd) can take both from gy's columns (or
+    transform), :func:`_grads_from_gy`, when :func:`_backward_shares_gy` says it pays. On the
+    GPU, where its check for non-finite results would wait for the device, they stay separate.
+    """
+    xp = backend.get_array_module(gy)
+    gy = xp.ascontiguousarray(gy)
+    reversed_g = _reversed_geometry(g)
+    if not backend.is_cpu_array(gy) or not _backward_shares_gy(g, reversed_g):
+        return conv_grad_input(gy, W, g), conv_grad_weight(x, gy, g)
+    return _grads_from_gy(x, W, gy, g, reversed_g)
+
+
+def conv_forward_and_grad_weight(x, W, gy, g: ConvGeometry) -> tuple:
+    """(:func:`conv_forward` of x and W, :func:`conv_grad_weight` of x and gy), either None
+    when its W or gy is None: the backward of conv_transpose2d. On the im2col and Winograd
+    paths both read the same columns (or transform) of x, built once."""
+    if W is None and gy is None:
+        return None, None
+    if _is_depthwise(g) or _is_pointwise(g):
+        y = None if W is None else conv_forward(x, W, g)
+        return y, None if gy is None else conv_grad_weight(x, gy, g)
+    xp = backend.get_array_module(x)
+    gy = None if gy is None else xp.ascontiguousarray(gy)
+    return (_winograd_pass if winograd.supported(g) else _gemm_pass)(x, g, W=W, gy=gy)
