@@ -1,0 +1,135 @@
+"""``max_pool2d``, with PyTorch's indices.
+
+Max pooling keeps, per output, the kernel offset of its maximum (``code``, one byte) instead of
+int64 positions: the backward routes the gradient with one comparison per offset, and the
+PyTorch indices (flat positions in each unpadded H*W plane) are one table lookup away.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from minigrad import backend
+from minigrad.autograd import Function
+from minigrad.ops.pooling.blocks import for_each_plane_block
+from minigrad.ops.pooling.geometry import PoolGeometry, _batched, _check_input, pool_geometry
+from minigrad.tensor import Tensor
+
+
+class MaxPool2d(Function):
+    """Max over each window; ties go to the first maximum in scan order, as in PyTorch.
+
+    The forward keeps a running maximum over the kernel offsets and the offset ``code`` of
+    the winner (one byte per output). The backward writes each output gradient to the winner
+    of its window: a direct write per offset when windows don't overlap, an accumulation
+    when they do.
+    """
+
+    def forward(self, x, geometry: PoolGeometry, return_indices: bool):
+        xp = backend.get_array_module(x)
+        self.geometry, self.in_shape = geometry, x.shape
+        x4 = _batched(x)
+        out_shape = x4.shape[:2] + geometry.out_size
+        out = xp.empty(out_shape, dtype=x.dtype)
+        code_type = xp.uint8 if len(geometry.offsets) <= 256 else xp.int32
+        code = xp.empty(out_shape, dtype=code_type)
+        indices = xp.empty(out_shape, dtype=xp.int64) if return_indices else None
+        lookup = self._index_lookup(xp) if return_indices else None
+        for_each_plane_block(
+            functools.partial(self._forward_block, lookup=lookup),
+            (x4, out, code, indices),
+            geometry.plane_bytes(x.itemsize),
+        )
+        self.save_for_backward(code)
+        if x.ndim == 3:
+            out, indices = out[0], None if indices is None else indices[0]
+        return (out, indices) if return_indices else out
+
+    def _index_lookup(self, xp):
+        """(table, base): the flat index of offset k in the window of output (oh, ow) is
+        ``base[oh, ow] + table[k]``, in the unpadded H*W plane."""
+        g = self.geometry
+        (sh, sw), (ph, pw), (dh, dw), width = g.stride, g.padding, g.dilation, g.in_size[1]
+        rows = (xp.arange(g.out_size[0], dtype=xp.int64) * sh - ph) * width
+        cols = xp.arange(g.out_size[1], dtype=xp.int64) * sw - pw
+        kernel_rows = xp.arange(g.kernel[0], dtype=xp.int64) * (dh * width)
+        kernel_cols = xp.arange(g.kernel[1], dtype=xp.int64) * dw
+        table = (kernel_rows[:, None] + kernel_cols).reshape(-1)
+        return table, rows[:, None] + cols
+
+    def _forward_block(self, x, out, code, indices, lookup) -> None:
+        g = self.geometry
+        xp = backend.get_array_module(x)
+        src = g.padded(x, float("-inf"))
+        candidate = xp.empty_like(out)
+        for k, (i, j) in enumerate(g.offsets):
+            window = g.window(src, i, j)
+            if k == 0:
+                out[...] = window
+                code.fill(0)
+                continue
+            candidate[...] = window
+            better = candidate > out
+            xp.maximum(out, candidate, out=out)
+            xp.maximum(code, xp.multiply(better, k, dtype=code.dtype), out=code)
+        if indices is not None:
+            table, base = lookup
+            xp.take(table, code.astype(xp.int64), out=indices)
+            indices += base
+
+    def backward(self, gy):
+        (code,) = self.saved
+        xp = backend.get_array_module(gy)
+        gx = xp.empty(self.in_shape, dtype=gy.dtype)
+        for_each_plane_block(
+            self._backward_block,
+            (_batched(gy), code, _batched(gx)),
+            self.geometry.plane_bytes(gy.itemsize),
+        )
+        return gx
+
+    def _backward_block(self, gy, code, gx) -> None:
+        g = self.geometry
+        xp = backend.get_array_module(gy)
+        dst = g.gradient_buffer(gx)
+        for k, (i, j) in enumerate(g.offsets):
+            window = g.window(dst, i, j)
+            if g.overlapping:
+                window += gy * (code == k)
+            else:
+                xp.multiply(gy, code == k, out=window)
+        if dst is not gx:
+            gx[...] = g.interior(dst)
+
+
+def max_pool2d(
+    input: Tensor,
+    kernel_size,
+    stride=None,
+    padding=0,
+    dilation=1,
+    ceil_mode: bool = False,
+    return_indices: bool = False,
+):
+    """2-d max pooling, as ``torch.nn.functional.max_pool2d``.
+
+    Args:
+        input: (N, C, H, W) or (C, H, W) floating-point tensor.
+        kernel_size, stride, padding, dilation: an int or a pair (height, width); ``stride``
+            defaults to ``kernel_size``; padding (implicit -inf) is at most half the kernel.
+        ceil_mode: round the output size up; the last window must still start inside the
+            input or its left padding.
+        return_indices: also return the int64 position of each maximum, flat within its
+            unpadded H*W plane (PyTorch's format, for ``max_unpool2d``).
+
+    Shapes:
+        input (N, C, H, W) -> output and indices (N, C, Ho, Wo), with
+        ``Ho = floor_or_ceil((H + 2 * padding - dilation * (kernel - 1) - 1) / stride) + 1``
+        (likewise Wo).
+
+    Ties go to the first maximum in the window's row-major scan, as in PyTorch. A NaN
+    propagates to the output value; its index may differ from PyTorch's.
+    """
+    _check_input(input, "max_pool2d")
+    geometry = pool_geometry(input, "max_pool2d", kernel_size, stride, padding, dilation, ceil_mode)
+    return MaxPool2d.apply(input, geometry=geometry, return_indices=bool(return_indices))
