@@ -15,8 +15,9 @@ config). :func:`save` splits it in two, the way safetensors wants it:
   ``{"scalar": ["float32", 0.5]}``...), so key types (``0`` vs ``"0"``), tuples, Tensors vs
   arrays, numpy scalar dtypes and big ints (a PCG64 state) all come back exactly.
 
-The file is written to a temporary file in the same folder, flushed to disk and renamed
-over ``path``: a crash leaves either the old checkpoint or the new one, never half of one.
+The file is streamed (one array on the host at a time) to a temporary file in the same
+folder, flushed to disk and renamed over ``path``: a crash leaves either the old checkpoint
+or the new one, never half of one. Reading goes through the ``safetensors`` package.
 :func:`load` checks the header before trusting it, so a truncated, corrupted or foreign file
 raises :class:`CheckpointError` naming the path and what is wrong; a safetensors file that
 minigrad did not write (``safetensors.torch.save_file(model.state_dict(), ...)``) loads as a
@@ -33,7 +34,6 @@ import secrets
 
 import numpy
 from safetensors import SafetensorError, safe_open
-from safetensors import numpy as safetensors_numpy
 
 from minigrad import backend
 from minigrad.tensor import Tensor
@@ -60,6 +60,7 @@ _HEADER_DTYPES = {
     "BOOL": numpy.dtype(numpy.bool_),
 }
 _SAVABLE_DTYPES = frozenset(_HEADER_DTYPES.values())
+_HEADER_NAMES = {dtype: name for name, dtype in _HEADER_DTYPES.items()}
 _NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 _TAGS = ("dict", "list", "tuple", "tensor", "array", "float", "scalar", "dtype", "scalar_type")
 
@@ -134,10 +135,17 @@ def _encode(value, path: tuple, arrays: dict, active: set):
     if isinstance(value, dict | list | tuple):
         return _encode_container(value, path, arrays, active)
     raise TypeError(
-        f"save: cannot store {type(value).__name__} at {_where(path)!r}; a checkpoint holds "
+        f"save: cannot store {_type_name(value)} at {_where(path)!r}; a checkpoint holds "
         "dicts, lists, tuples, Tensors, numpy/cupy arrays, numbers, strings, bools, None, "
         "numpy scalars and dtypes"
     )
+
+
+def _type_name(value) -> str:
+    """``set`` for builtins, ``torch.Tensor`` or ``numpy.int64`` for the rest."""
+    kind = type(value)
+    module = kind.__module__.split(".")[0]
+    return kind.__qualname__ if module == "builtins" else f"{module}.{kind.__qualname__}"
 
 
 def _encode_container(value, path: tuple, arrays: dict, active: set) -> dict:
@@ -150,7 +158,7 @@ def _encode_container(value, path: tuple, arrays: dict, active: set) -> dict:
         for key, item in value.items():
             if not isinstance(key, str | int):
                 raise TypeError(
-                    f"save: dict keys must be str or int, got {type(key).__name__} {key!r} "
+                    f"save: dict keys must be str or int, got {_type_name(key)} {key!r} "
                     f"at {_where(path)!r}"
                 )
             items.append([key, _encode(item, (*path, str(key)), arrays, active)])
@@ -177,57 +185,92 @@ def _encode_scalar(value: numpy.generic, path: tuple) -> dict:
 
 
 def _savable_dtype(dtype: numpy.dtype, path: tuple) -> numpy.dtype:
-    if dtype not in _SAVABLE_DTYPES:
+    """``dtype`` in native byte order, if a checkpoint can hold it (else TypeError)."""
+    native = dtype.newbyteorder("=")
+    if native not in _SAVABLE_DTYPES:
         names = ", ".join(sorted(d.name for d in _SAVABLE_DTYPES))
         raise TypeError(f"save: cannot store dtype {dtype} at {_where(path)!r}; supported: {names}")
-    return dtype
+    return native
 
 
 def _store_array(data, path: tuple, arrays: dict) -> str:
-    """Put a contiguous host copy of ``data`` in ``arrays`` under a free key; return the key.
+    """Put ``data`` (a numpy or cupy array, not copied yet) in ``arrays`` under a free key.
 
     The key is the dotted path; only if that is taken (``{"a.b": x, "a": {"b": y}}``) or is
     safetensors' reserved ``"__metadata__"`` does it get a ``#n`` suffix.
     """
-    host = numpy.require(backend.to_host(data), requirements="C")  # keeps 0-d arrays 0-d
-    _savable_dtype(host.dtype, path)
+    _savable_dtype(data.dtype, path)
     key = ".".join(path)
     if key in arrays or key == _RESERVED_KEY:
         n = 1
         while f"{key}#{n}" in arrays:
             n += 1
         key = f"{key}#{n}"
-    arrays[key] = host
+    arrays[key] = data
     return key
 
 
 def _write_atomically(path: str, arrays: dict, metadata: dict) -> None:
-    """Write the file next to ``path``, fsync it, then rename it over ``path``.
+    """Write the file next to ``path``, flush and fsync it, then rename it over ``path``.
 
     On any error the temporary file is removed and whatever was at ``path`` is untouched.
     """
     folder, name = os.path.split(os.path.abspath(path))
     temp = os.path.join(folder, f".{name}.{secrets.token_hex(8)}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies
-    os.close(fd)
+    file = open(temp, "xb")  # O_EXCL; created with the umask's permissions, as open() does
     try:
-        safetensors_numpy.save_file(arrays, temp, metadata=metadata)
-        _fsync(temp)
+        with file:
+            _write_safetensors(file, arrays, metadata)
+            file.flush()
+            os.fsync(file.fileno())
         os.replace(temp, path)
     except BaseException:
-        if os.path.exists(temp):
-            os.remove(temp)
+        os.remove(temp)
         raise
     if os.name == "posix":  # make the rename itself durable
-        _fsync(folder)
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
-def _fsync(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def _write_safetensors(file, arrays: dict, metadata: dict) -> None:
+    """Stream ``arrays`` and ``metadata`` to ``file`` in the safetensors layout.
+
+    Layout: the header length n (8 bytes, little-endian), n bytes of JSON padded with spaces
+    to a multiple of 8 (``{"__metadata__": {str: str}, key: {"dtype", "shape",
+    "data_offsets"}}``), then each array's bytes, C order, little-endian, back to back.
+    Arrays go from the widest dtype to the narrowest, as safetensors' own writer orders them,
+    so every one starts aligned to its item size; each is copied to the host only while it is
+    written, so the peak extra memory is one array, not the checkpoint.
+    """
+    order = sorted(arrays, key=lambda key: -arrays[key].dtype.itemsize)  # stable
+    header: dict = {_RESERVED_KEY: metadata}
+    offset = 0
+    for key in order:
+        array = arrays[key]
+        dtype = array.dtype.newbyteorder("=")
+        end = offset + array.size * dtype.itemsize
+        header[key] = {
+            "dtype": _HEADER_NAMES[dtype],
+            "shape": list(array.shape),
+            "data_offsets": [offset, end],
+        }
+        offset = end
+    raw = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    raw += b" " * (-len(raw) % 8)
+    file.write(len(raw).to_bytes(8, "little"))
+    file.write(raw)
+    for key in order:
+        file.write(_little_endian_bytes(arrays[key]))
+
+
+def _little_endian_bytes(array) -> numpy.ndarray:
+    """The bytes of ``array`` as a flat uint8 host array, C order, little-endian."""
+    dtype = array.dtype.newbyteorder("<")
+    host = numpy.require(backend.to_host(array), dtype=dtype, requirements="C")
+    return host.reshape(-1).view(numpy.uint8)
 
 
 # ------------------------------------------------------------------------------------ load
@@ -286,10 +329,11 @@ def _read_header(path: str) -> dict | None:
             )
         n = int.from_bytes(prefix, "little")
         if n > min(size - 8, _MAX_HEADER_BYTES):
-            starts_like_json = f.read(1) == b"{"
+            # A plausible length followed by JSON (or by nothing) is a cut-off header.
+            truncated = n <= _MAX_HEADER_BYTES and f.read(1) in (b"{", b"")
             raise CheckpointError(
                 f"{path}: "
-                + ("truncated" if starts_like_json else "not a safetensors file")
+                + ("truncated" if truncated else "not a safetensors file")
                 + f": header length is {n:,} bytes, but the file is {size:,} bytes"
             )
         raw = f.read(n)
