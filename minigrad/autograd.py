@@ -6,16 +6,41 @@ the backward needs. The walk in :func:`run_backward` is iterative (no recursion 
 reduces gradients of broadcast inputs back to the input shape in one place, checks every
 gradient's shape and dtype against its input (naming the op), and frees the graph afterwards
 unless ``retain_graph=True``.
+
+Debug tools (:mod:`minigrad.debug`) watch ops through observers: while one is active, each
+op's forward (``Function.apply``) and each step of the walk run inside every observer's
+``forward``/``backward`` method. With none active the cost is one list test per op.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 
 from minigrad import backend
 
 _grad_mode = threading.local()
+_observers: list = []  # active debug observers, the first added outermost
+
+
+def add_observer(observer) -> None:
+    """Start calling ``observer.forward(fn, inputs, run)`` around every op's forward and
+    ``observer.backward(fn, grad_output, run)`` around every backward step; each must return
+    ``run()``. Used by :mod:`minigrad.debug`."""
+    _observers.append(observer)
+
+
+def remove_observer(observer) -> None:
+    """Stop calling ``observer`` (added by :func:`add_observer`)."""
+    _observers.remove(observer)
+
+
+def _observed(phase: str, fn, argument, run):
+    """``run()`` called inside every active observer's ``phase`` method, nested in order."""
+    for observer in reversed(tuple(_observers)):
+        run = functools.partial(getattr(observer, phase), fn, argument, run)
+    return run()
 
 
 def is_grad_enabled() -> bool:
@@ -78,7 +103,14 @@ class Function:
     may have the broadcast shape of the output, the walk reduces it to the input's shape.
     ``self.needs_input_grad`` is set before ``forward``, so a forward can skip saving what
     no backward will need.
+
+    A recorded node also knows its output's ``output_shape`` and ``output_dtype`` (for graph
+    export), and ``called_at``, where user code called it, when ``detect_anomaly`` is on.
     """
+
+    output_shape: tuple = ()
+    output_dtype = None
+    called_at: str | None = None
 
     def __init__(self):
         self.inputs: tuple = ()  # one Edge per tensor input
@@ -108,18 +140,27 @@ class Function:
         _check_inputs(fn.name, inputs, Tensor)
         grad_mode = is_grad_enabled()
         fn.needs_input_grad = tuple(grad_mode and t.requires_grad for t in inputs)
-        out = fn.forward(*(t.data for t in inputs), **params)
+        if _observers:
+            run = functools.partial(fn._run, inputs, params, Tensor)
+            return _observed("forward", fn, inputs, run)
+        return fn._run(inputs, params, Tensor)
+
+    def _run(self, inputs: tuple, params: dict, tensor_cls):
+        """Forward on the inputs' arrays; the output tensor(s), with this node recorded as the
+        output's ``grad_fn`` when a gradient can flow."""
+        out = self.forward(*(t.data for t in inputs), **params)
         extras = ()
         if isinstance(out, tuple):
             out, extras = out[0], out[1:]
-        record = any(fn.needs_input_grad) and out.dtype.kind in "fc"
-        result = Tensor._wrap(out, requires_grad=record, grad_fn=fn if record else None)
+        record = any(self.needs_input_grad) and out.dtype.kind in "fc"
+        result = tensor_cls._wrap(out, requires_grad=record, grad_fn=self if record else None)
         if record:
-            fn.inputs = tuple(Edge.to(t) for t in inputs)
+            self.inputs = tuple(Edge.to(t) for t in inputs)
+            self.output_shape, self.output_dtype = out.shape, out.dtype
         else:
-            fn.saved = ()
+            self.saved = ()
         if extras:
-            return (result, *(Tensor._wrap(e) for e in extras))
+            return (result, *(tensor_cls._wrap(e) for e in extras))
         return result
 
     def release(self) -> None:
@@ -220,6 +261,21 @@ def _as_input_grad(fn: Function, grad, edge: Edge):
     return grad
 
 
+def _input_grads(fn: Function, grad_output) -> list:
+    """``fn.backward(grad_output)`` as one gradient per input, each reduced to its input's
+    shape and checked, None where no gradient flows."""
+    grads = fn.backward(grad_output)
+    grads = list(grads) if isinstance(grads, tuple) else [grads]
+    if len(grads) != len(fn.inputs):
+        raise RuntimeError(
+            f"{fn.name}.backward returned {len(grads)} gradients for {len(fn.inputs)} inputs"
+        )
+    for i, edge in enumerate(fn.inputs):
+        if grads[i] is not None:
+            grads[i] = _as_input_grad(fn, grads[i], edge) if fn.needs_input_grad[i] else None
+    return grads
+
+
 def run_backward(root, gradient, retain_graph: bool = False) -> None:
     """Backpropagate ``gradient`` (an array shaped like ``root``) through the graph of ``root``."""
     from minigrad.tensor import Tensor
@@ -235,17 +291,15 @@ def run_backward(root, gradient, retain_graph: bool = False) -> None:
             if not retain_graph:
                 fn.release()
             continue
-        grads = fn.backward(grad_out)
-        if not isinstance(grads, tuple):
-            grads = (grads,)
-        if len(grads) != len(fn.inputs):
-            raise RuntimeError(
-                f"{fn.name}.backward returned {len(grads)} gradients for {len(fn.inputs)} inputs"
+        if _observers:
+            grads = _observed(
+                "backward", fn, grad_out, functools.partial(_input_grads, fn, grad_out)
             )
-        for edge, needs, grad in zip(fn.inputs, fn.needs_input_grad, grads, strict=True):
-            if not needs or grad is None:
+        else:
+            grads = _input_grads(fn, grad_out)
+        for edge, grad in zip(fn.inputs, grads, strict=True):
+            if grad is None:
                 continue
-            grad = _as_input_grad(fn, grad, edge)
             if edge.grad_fn is None:
                 _accumulate(edge.leaf, grad, Tensor, handed_out)
             else:
