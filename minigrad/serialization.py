@@ -61,6 +61,7 @@ _HEADER_DTYPES = {
 }
 _SAVABLE_DTYPES = frozenset(_HEADER_DTYPES.values())
 _HEADER_NAMES = {dtype: name for name, dtype in _HEADER_DTYPES.items()}
+_DTYPES_BY_NAME = {dtype.name: dtype for dtype in _SAVABLE_DTYPES}
 _NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 _TAGS = ("dict", "list", "tuple", "tensor", "array", "float", "scalar", "dtype", "scalar_type")
 
@@ -188,7 +189,7 @@ def _savable_dtype(dtype: numpy.dtype, path: tuple) -> numpy.dtype:
     """``dtype`` in native byte order, if a checkpoint can hold it (else TypeError)."""
     native = dtype.newbyteorder("=")
     if native not in _SAVABLE_DTYPES:
-        names = ", ".join(sorted(d.name for d in _SAVABLE_DTYPES))
+        names = ", ".join(sorted(_DTYPES_BY_NAME))
         raise TypeError(f"save: cannot store dtype {dtype} at {_where(path)!r}; supported: {names}")
     return native
 
@@ -310,6 +311,7 @@ def load(path, device="cpu"):
 
 
 def _to_tensor(array, device: str) -> Tensor:
+    """A plain Tensor around ``array`` moved to ``device``."""
     return Tensor._wrap(backend.to_device(array, device))
 
 
@@ -354,6 +356,7 @@ def _read_header(path: str) -> dict | None:
 
 
 def _parse_header_json(path: str, raw: bytes) -> dict:
+    """The header's JSON object; text that is not JSON at all means a foreign file."""
     try:
         header = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -395,12 +398,14 @@ def _check_entry(path: str, key: str, entry) -> int:
 
 
 def _int_list(value) -> bool:
+    """True for a JSON list of non-negative ints (a shape, data offsets)."""
     return isinstance(value, list) and all(
         isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value
     )
 
 
 def _parse_tree(path: str, metadata: dict):
+    """The JSON tree of a minigrad checkpoint, after checking its format version."""
     version = metadata.get(_VERSION_KEY)
     if version != str(FORMAT_VERSION):
         raise CheckpointError(
@@ -446,7 +451,7 @@ class _Reader:
         return tuple(self.decode_list(body, path))
 
     def decode_array(self, body, path: tuple):
-        if body not in self.keys:
+        if not isinstance(body, str) or body not in self.keys:
             raise self.fail(path, f"tensor {body!r} is not in the file")
         return backend.to_device(self.file.get_tensor(body), self.device)
 
@@ -454,7 +459,7 @@ class _Reader:
         return Tensor._wrap(self.decode_array(body, path))
 
     def decode_float(self, body, path: tuple) -> float:
-        if body not in _NON_FINITE:
+        if not isinstance(body, str) or body not in _NON_FINITE:
             raise self.fail(path, f"unknown float {body!r}")
         return _NON_FINITE[body]
 
@@ -465,17 +470,20 @@ class _Reader:
         value = self.decode(body[1], path)
         if not isinstance(value, bool | int | float):
             raise self.fail(path, f"scalar value {value!r} is not a number")
-        return dtype.type(value)
+        try:
+            return dtype.type(value)
+        except (OverflowError, ValueError) as exc:
+            raise self.fail(path, f"scalar value {value!r} does not fit {dtype}") from exc
 
     def decode_dtype(self, body, path: tuple) -> numpy.dtype:
-        names = {d.name: d for d in _SAVABLE_DTYPES}
-        if body not in names:
+        if not isinstance(body, str) or body not in _DTYPES_BY_NAME:
             raise self.fail(path, f"unknown dtype {body!r}")
-        return names[body]
+        return _DTYPES_BY_NAME[body]
 
     def decode_scalar_type(self, body, path: tuple) -> type:
         return self.decode_dtype(body, path).type
 
 
 def _is_item(item) -> bool:
+    """True for a dict node's ``[key, node]`` pair."""
     return isinstance(item, list) and len(item) == 2 and isinstance(item[0], str | int)

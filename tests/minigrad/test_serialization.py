@@ -606,6 +606,10 @@ def mangled(tmp_path, tree, version="1"):
         ({"scalar": ["float32"]}, r"a scalar node needs \[dtype, value\]"),
         ({"scalar": ["float32", "x"]}, r"scalar value 'x' is not a number"),
         ({"dtype": "float128"}, r"unknown dtype 'float128'"),
+        ({"dtype": ["float32"]}, r"unknown dtype \['float32'\]"),
+        ({"tensor": ["w"]}, r"tensor \['w'\] is not in the file"),
+        ({"float": {"nan": 1}}, r"unknown float \{'nan': 1\}"),
+        ({"scalar": ["uint8", 300]}, r"scalar value 300 does not fit uint8"),
         ({"tuple": [1], "list": [1]}, r"unknown node"),
     ],
 )
