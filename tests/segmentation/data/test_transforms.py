@@ -88,7 +88,7 @@ def test_random_transforms_are_reproducible_by_seed(transform):
     image, mask = pet_sample()
     outputs = [transform(image, mask, np.random.default_rng(s)) for s in range(8)]
     again = [transform(image, mask, np.random.default_rng(s)) for s in range(8)]
-    for (a_img, a_mask), (b_img, b_mask) in zip(outputs, again):
+    for (a_img, a_mask), (b_img, b_mask) in zip(outputs, again, strict=True):
         np.testing.assert_array_equal(a_img, b_img)
         np.testing.assert_array_equal(a_mask, b_mask)
     distinct = {outputs[s][0].tobytes() for s in range(8)}
