@@ -116,7 +116,8 @@ class FocalLoss(_Loss):
         return loss, focal
 
     def _reduce(self, loss: Tensor, mask, shape: tuple) -> Tensor:
-        """Apply the reduction; "multiclass" averages the C one-vs-rest losses."""
+        """Apply the reduction; "multiclass" averages the C one-vs-rest losses. A mean over no
+        counted entry is NaN with a zero gradient, as PyTorch's mean of an empty tensor."""
         c = shape[1] if self.mode == "multiclass" else 1
         if self.reduction == "none":
             if self.mode == "multiclass":
@@ -130,4 +131,5 @@ class FocalLoss(_Loss):
             return total / (count if count else math.nan)
         xp = backend.get_array_module(mask)
         count = mask.sum()
-        return total / constant(xp.where(count == 0, xp.nan, count).astype(mask.dtype))
+        empty = xp.where(count == 0, xp.nan, 0).astype(mask.dtype)
+        return total / constant(xp.maximum(count, 1)) + constant(empty)
