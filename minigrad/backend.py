@@ -189,3 +189,16 @@ def synchronize(device) -> None:
     """Wait for queued GPU work (no-op on the CPU); for timing."""
     if canonical_device(device) == GPU:
         gpu_module().cuda.Device().synchronize()
+
+
+def get_rng_state() -> dict:
+    """The CPU generator's state (a JSON-able dict), as ``torch.get_rng_state``; saved in
+    checkpoints so a resumed run draws the same dropout masks and initializations."""
+    return {"seed": _state["seed"], "numpy": rng(numpy).bit_generator.state}
+
+
+def set_rng_state(state: dict) -> None:
+    """Restore what :func:`get_rng_state` returned (the GPU generator is reseeded)."""
+    _state["seed"] = state["seed"]
+    _state["rngs"] = {}
+    rng(numpy).bit_generator.state = state["numpy"]

