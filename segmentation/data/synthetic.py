@@ -240,7 +240,8 @@ def _random_color(rng: np.random.Generator) -> np.ndarray:
 
 
 def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
-    """Cluttered scene, float32 (h, w, 3): gradient, shading, shapes and fur-like blobs."""
+    """Cluttered scene, float32 (h, w, 3): gradient, shading, shapes, fur-like blobs, and a
+    grain of varying strength (carpet, grass), so fine texture alone does not mark the pet."""
     theta = rng.uniform(0, 2 * np.pi)
     ys = np.arange(h, dtype=np.float32)[:, None] / max(h - 1, 1)
     xs = np.arange(w, dtype=np.float32)[None, :] / max(w - 1, 1)
@@ -254,7 +255,10 @@ def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
         _random_shape(draw, rng, h, w, tuple(int(v) for v in np.clip(_random_color(rng), 0, 255)))
     for _ in range(int(rng.integers(1, 3))):
         _fur_blob(rng, picture, h, w)
-    return np.asarray(picture, dtype=np.float32)
+    grain = rng.uniform(0, 12) * (_smooth_noise(rng, h, w, 3) + 1) / 2
+    return np.asarray(picture, dtype=np.float32) + (
+        grain[..., None] * rng.standard_normal((h, w, 1), np.float32)
+    )
 
 
 def _random_shape(draw: ImageDraw.ImageDraw, rng: np.random.Generator, h, w, fill) -> None:

@@ -174,7 +174,7 @@ def http_server():
     server.files, server.log = {}, []
     server.ignore_range, server.cut_once = set(), set()
     server.url = lambda path: f"http://127.0.0.1:{server.server_address[1]}{path}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
     thread.start()
     yield server
     server.shutdown()
