@@ -321,7 +321,8 @@ def _rate(counts, kind: str, warn: bool):
     total = counts[-1]
     if warn and int(total) <= 0:
         warnings.warn(
-            f"roc_curve: no {kind} sample in target, so the {kind[:3]} rate is undefined (NaN)",
+            f"roc_curve: no {kind} sample in target, so the "
+            f"{'false' if kind == 'negative' else 'true'} positive rate is undefined (NaN)",
             RuntimeWarning,
             stacklevel=3,
         )
