@@ -122,6 +122,9 @@ def _fetch_with_retries(url, part: Path, size, progress, retries, timeout) -> No
         except urllib.error.HTTPError as e:
             if e.code < 500 or attempt == retries:
                 raise DownloadError(f"{url}: HTTP {e.code} {e.reason}") from e
+        except urllib.error.URLError as e:
+            if isinstance(e.reason, FileNotFoundError) or attempt == retries:
+                raise DownloadError(f"{url}: {e.reason}") from e
         except (OSError, http.client.HTTPException) as e:
             if attempt == retries:
                 raise DownloadError(

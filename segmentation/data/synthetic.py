@@ -10,7 +10,8 @@ annotators did.
 The files are those of the real archives (see :mod:`segmentation.data.oxford_pets`), with a
 few of their odd files: ``._*`` AppleDouble junk, a ``.mat`` file, an unlisted image, one
 ``.jpg`` that is really a PNG, one grayscale and one CMYK JPEG. Every sample is drawn from
-its own generator seeded by ``(seed, sample number)``: the same seed gives the same bytes.
+its own generator seeded by ``(seed, sample number)``: the same seed gives the same bytes
+(with the same NumPy and Pillow; another JPEG encoder may round differently).
 """
 
 from __future__ import annotations

@@ -127,7 +127,8 @@ class RangeHandler(http.server.BaseHTTPRequestHandler):
     """Serves ``server.files`` (path -> bytes) with ``Range: bytes=N-`` support.
 
     Paths in ``server.ignore_range`` answer 200 with the whole file whatever the Range;
-    paths in ``server.cut_once`` send half the body and close, the first time they are asked.
+    paths in ``server.cut_once`` send half the body and close, and paths in
+    ``server.fail_once`` answer 503, the first time they are asked.
     Every request is logged in ``server.log`` as (path, Range header or None).
     """
 
@@ -137,6 +138,10 @@ class RangeHandler(http.server.BaseHTTPRequestHandler):
         body = server.files.get(self.path)
         if body is None:
             self.send_error(404)
+            return
+        if self.path in server.fail_once:
+            server.fail_once.discard(self.path)
+            self.send_error(503)
             return
         start = 0
         wanted = self.headers.get("Range")
@@ -172,7 +177,7 @@ def http_server():
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), RangeHandler)
     server.daemon_threads = True
     server.files, server.log = {}, []
-    server.ignore_range, server.cut_once = set(), set()
+    server.ignore_range, server.cut_once, server.fail_once = set(), set(), set()
     server.url = lambda path: f"http://127.0.0.1:{server.server_address[1]}{path}"
     thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
     thread.start()

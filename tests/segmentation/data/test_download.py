@@ -116,6 +116,13 @@ def test_existing_final_file_that_fails_is_downloaded_again(http_server, tmp_pat
     assert path.read_bytes() == PAYLOAD and len(http_server.log) == 1
 
 
+def test_server_error_is_retried(http_server, tmp_path):
+    http_server.files["/a.bin"] = PAYLOAD
+    http_server.fail_once.add("/a.bin")
+    path = download_url(http_server.url("/a.bin"), tmp_path / "a.bin", md5=MD5)
+    assert path.read_bytes() == PAYLOAD and len(http_server.log) == 2
+
+
 def test_http_error_names_the_url_and_status(http_server, tmp_path):
     url = http_server.url("/missing.bin")
     with pytest.raises(DownloadError, match=f"{url}: HTTP 404"):
@@ -128,6 +135,20 @@ def test_file_urls_work(tmp_path):
     source.write_bytes(PAYLOAD)
     path = download_url(source.as_uri(), tmp_path / "copy.bin", md5=MD5, size=len(PAYLOAD))
     assert path.read_bytes() == PAYLOAD
+
+
+def test_missing_local_file_fails_at_once(tmp_path, monkeypatch):
+    calls = []
+    urlopen = download_module.urllib.request.urlopen
+
+    def counting(*args, **kwargs):
+        calls.append(args)
+        return urlopen(*args, **kwargs)
+
+    monkeypatch.setattr(download_module.urllib.request, "urlopen", counting)
+    with pytest.raises(DownloadError, match="No such file"):
+        download_url((tmp_path / "nothing.bin").as_uri(), tmp_path / "copy.bin", retries=5)
+    assert len(calls) == 1
 
 
 @pytest.mark.parametrize(
