@@ -8,11 +8,20 @@ and returns it. Fans follow PyTorch: for a weight of shape (out, in, *kernel),
 from __future__ import annotations
 
 import math
+import warnings
 
 from minigrad import backend
 from minigrad.tensor import Tensor
 
-_LINEAR = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d")
+_LINEAR = (
+    "linear",
+    "conv1d",
+    "conv2d",
+    "conv3d",
+    "conv_transpose1d",
+    "conv_transpose2d",
+    "conv_transpose3d",
+)
 
 
 def calculate_gain(nonlinearity: str, param=None) -> float:
@@ -48,8 +57,9 @@ def _calculate_fan_in_and_fan_out(tensor: Tensor) -> tuple[int, int]:
 
 
 def _fan(tensor: Tensor, mode: str) -> int:
-    if mode not in ("fan_in", "fan_out"):
+    if not isinstance(mode, str) or mode.lower() not in ("fan_in", "fan_out"):
         raise ValueError(f"mode must be 'fan_in' or 'fan_out', got {mode!r}")
+    mode = mode.lower()
     fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
     return fan_in if mode == "fan_in" else fan_out
 
@@ -57,6 +67,15 @@ def _fan(tensor: Tensor, mode: str) -> int:
 def _sample_dtype(tensor: Tensor):
     """Generators draw float32 or float64; half precision is drawn in float32 and cast."""
     return tensor.dtype if tensor.dtype.itemsize >= 4 else "float32"
+
+
+def _is_empty(tensor: Tensor) -> bool:
+    """PyTorch's kaiming initializers warn and leave a zero-element tensor (whose fan may be
+    0) as it is."""
+    if 0 not in tensor.shape:
+        return False
+    warnings.warn("Initializing zero-element tensors is a no-op", stacklevel=3)
+    return True
 
 
 def _fill(tensor: Tensor, values) -> Tensor:
@@ -108,6 +127,8 @@ def kaiming_uniform_(
     tensor: Tensor, a: float = 0, mode: str = "fan_in", nonlinearity: str = "leaky_relu"
 ) -> Tensor:
     """U(-bound, bound) with ``bound = gain * sqrt(3 / fan)`` (He et al., 2015)."""
+    if _is_empty(tensor):
+        return tensor
     std = calculate_gain(nonlinearity, a) / math.sqrt(_fan(tensor, mode))
     bound = math.sqrt(3.0) * std
     return uniform_(tensor, -bound, bound)
@@ -117,6 +138,8 @@ def kaiming_normal_(
     tensor: Tensor, a: float = 0, mode: str = "fan_in", nonlinearity: str = "leaky_relu"
 ) -> Tensor:
     """N(0, std**2) with ``std = gain / sqrt(fan)`` (He et al., 2015)."""
+    if _is_empty(tensor):
+        return tensor
     std = calculate_gain(nonlinearity, a) / math.sqrt(_fan(tensor, mode))
     return normal_(tensor, 0.0, std)
 
