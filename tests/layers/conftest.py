@@ -79,7 +79,8 @@ def run_parity(
 
     Args:
         ours, theirs: a layers.Module and its torch.nn twin, built alike.
-        inputs: numpy arrays; floating ones are cast to ``dtype`` and require grad.
+        inputs: numpy arrays, or ``inputs(step)`` giving each step's; floating ones are cast
+            to ``dtype`` and require grad.
         device: the ``device`` fixture's value.
         dtype: float32 or float64: both layers are cast with ``.to(dtype)`` after the copy.
         training: train (True) or eval mode for both.
@@ -95,8 +96,9 @@ def run_parity(
     ours.to(dtype).to(device)
     theirs.to(TORCH_DTYPES[np.dtype(dtype)])
     rng = np.random.default_rng(seed)
-    for _ in range(steps):
-        arrays = [a.astype(dtype) if a.dtype.kind == "f" else a for a in inputs]
+    for step in range(steps):
+        batch = inputs(step) if callable(inputs) else inputs
+        arrays = [a.astype(dtype) if a.dtype.kind == "f" else a for a in batch]
         our_in = [mg.tensor(a, device=device, requires_grad=a.dtype.kind == "f") for a in arrays]
         their_in = [torch.tensor(a, requires_grad=a.dtype.kind == "f") for a in arrays]
         ours.zero_grad()
