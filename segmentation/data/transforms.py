@@ -53,6 +53,11 @@ __all__ = [
     "Normalize",
     "train_transform",
     "eval_transform",
+    "adjust_brightness",
+    "adjust_contrast",
+    "adjust_saturation",
+    "adjust_hue",
+    "gaussian_kernel1d",
 ]
 
 
@@ -134,7 +139,7 @@ def _rng(rng) -> np.random.Generator:
 
 def _mask_to_pil(mask: np.ndarray) -> Image.Image:
     """The mask as a PIL image: mode "L" when its values fit in uint8, else "I" (int32)."""
-    low, high = int(mask.min(initial=0)), int(mask.max(initial=0))
+    low, high = (int(mask.min()), int(mask.max())) if mask.size else (0, 0)
     if 0 <= low and high <= 255:
         return Image.fromarray(mask.astype(np.uint8, copy=False))
     if -(2**31) <= low and high < 2**31:
