@@ -1,5 +1,6 @@
-"""What every segmentation loss shares: the callable base class, argument checks, and turning
-targets and constant arguments into arrays on the logits' device.
+"""What every segmentation loss shares: argument checks, and turning targets into arrays on
+the logits' device. The losses are ``layers.Module`` subclasses, called as
+``loss(input, target)``.
 
 Targets are constants: a loss reads their values (a Tensor's ``.data``, or a numpy/cupy array,
 moved to the logits' device) and never sends them a gradient.
@@ -16,25 +17,6 @@ from minigrad.tensor import Tensor
 
 MODES = ("binary", "multiclass", "multilabel")
 REDUCTIONS = ("mean", "sum", "none")
-
-
-class _Loss:
-    """Base of the losses: ``loss(input, target)`` calls ``forward(input, target)``.
-
-    A plain class for now; it becomes a ``layers.Module`` subclass once that class exists, so
-    a loss with constant tensors (class weights) moves with its model.
-    """
-
-    def __call__(self, input: Tensor, target) -> Tensor:
-        return self.forward(input, target)
-
-    def forward(self, input: Tensor, target) -> Tensor:
-        raise NotImplementedError(f"{type(self).__name__} must implement forward")
-
-
-def check_choice(op: str, name: str, value, choices: tuple) -> None:
-    if value not in choices:
-        raise ValueError(f"{op}: {name} must be one of {choices}, got {value!r}")
 
 
 def check_logits(op: str, input) -> None:
@@ -55,6 +37,19 @@ def ncl(shape: tuple) -> tuple:
 def constant(array) -> Tensor:
     """A Tensor holding ``array`` (numpy or cupy) that needs no gradient."""
     return Tensor(array)
+
+
+def as_buffer(op: str, name: str, value) -> Tensor | None:
+    """A constant tensor argument (class weights, ``pos_weight``) as a Tensor to register as
+    a buffer: a Tensor is kept as it is, a list or numpy/cupy array becomes a Tensor on its
+    own device (the host for lists; move the loss with ``.to(device)``), float32 unless the
+    array is already floating (as ``torch.as_tensor``)."""
+    if value is None or isinstance(value, Tensor):
+        return value
+    array = value if backend.is_array(value) else numpy.asarray(value, dtype=numpy.float32)
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"{op}: {name} must be numeric, got dtype {array.dtype}")
+    return Tensor(array, dtype=array.dtype if array.dtype.kind == "f" else numpy.float32)
 
 
 def target_array(op: str, target, input: Tensor):
@@ -135,24 +130,3 @@ def binary_target(op: str, target, input: Tensor, ignore_index) -> tuple:
         return t.astype(input.dtype), None
     keep = t != ignore_index
     return xp.where(keep, t, 0).astype(input.dtype), keep.astype(input.dtype)
-
-
-class ConstantArgument:
-    """A constant tensor argument (class weights, ``pos_weight``), kept on the host and given
-    to each call on the logits' device and dtype (moved once per device and dtype)."""
-
-    def __init__(self, op: str, name: str, value):
-        if isinstance(value, Tensor):
-            value = value.data
-        host = backend.to_host(value) if backend.is_array(value) else numpy.asarray(value)
-        if host.dtype.kind not in "biuf":
-            raise TypeError(f"{op}: {name} must be numeric, got dtype {host.dtype}")
-        self.host = host
-        self._placed: dict = {}
-
-    def like(self, input: Tensor) -> Tensor:
-        """The values on ``input``'s device, in its dtype."""
-        key = (input.device, input.dtype)
-        if key not in self._placed:
-            self._placed[key] = Tensor(self.host, dtype=input.dtype, device=input.device)
-        return self._placed[key]

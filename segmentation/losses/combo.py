@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import numbers
 
+from layers import Module, ModuleList
 from minigrad.tensor import Tensor
-from segmentation.losses._base import _Loss
 
 
-class ComboLoss(_Loss):
+class ComboLoss(Module):
     """``loss(x, t) = sum_i w_i * loss_i(x, t)``.
 
     Args:
-        losses: the losses, called as ``loss_i(input, target)``; or ``(loss, weight)`` pairs
-            (then ``weights`` must be None).
+        losses: loss modules, called as ``loss_i(input, target)``; or ``(loss, weight)`` pairs
+            (then ``weights`` must be None). They are submodules (``losses.0``, ...), so their
+            buffers (class weights) are in the state dict and move with ``to()``.
         weights: one number per loss; None gives weight 1 each (or the pairs' weights).
 
     Example:
@@ -23,6 +24,7 @@ class ComboLoss(_Loss):
     """
 
     def __init__(self, losses, weights=None):
+        super().__init__()
         losses = list(losses)
         if not losses:
             raise ValueError("ComboLoss: expected at least one loss")
@@ -36,12 +38,15 @@ class ComboLoss(_Loss):
         if len(weights) != len(losses):
             raise ValueError(f"ComboLoss: {len(losses)} losses but {len(weights)} weights")
         for i, (loss, weight) in enumerate(zip(losses, weights, strict=True)):
-            if not callable(loss):
-                raise TypeError(f"ComboLoss: loss {i} is not callable: {loss!r}")
+            if not isinstance(loss, Module):
+                raise TypeError(f"ComboLoss: loss {i} must be a layers.Module, got {loss!r}")
             if not isinstance(weight, numbers.Real):
                 raise TypeError(f"ComboLoss: weight {i} must be a number, got {weight!r}")
-        self.losses = list(losses)
+        self.losses = ModuleList(losses)
         self.weights = [float(w) for w in weights]
+
+    def extra_repr(self) -> str:
+        return f"weights={self.weights}"
 
     def forward(self, input: Tensor, target) -> Tensor:
         total = None

@@ -1,26 +1,20 @@
 """Pixel-wise cross entropy: ``CrossEntropyLoss`` (multiclass, with seed 001's class weights)
-and ``BCEWithLogitsLoss`` (binary), thin modules over :mod:`minigrad.functional`'s fused ops."""
+and ``BCEWithLogitsLoss`` (binary): ``layers``' torch.nn twins that also take numpy/cupy
+targets, (N, H, W) binary targets, and class weights as lists or arrays."""
 
 from __future__ import annotations
 
 import numpy
 
-import minigrad.functional as F
+import layers
 from minigrad import backend
 from minigrad.tensor import Tensor
-from segmentation.losses._base import (
-    REDUCTIONS,
-    ConstantArgument,
-    _Loss,
-    binary_target,
-    check_choice,
-    check_logits,
-    target_array,
-)
+from segmentation.losses._base import as_buffer, binary_target, check_logits, target_array
 
 
-class CrossEntropyLoss(_Loss):
-    """Softmax cross entropy per pixel, as ``torch.nn.CrossEntropyLoss``.
+class CrossEntropyLoss(layers.CrossEntropyLoss):
+    """Softmax cross entropy per pixel: ``layers.CrossEntropyLoss`` (``torch.nn``'s arguments,
+    ``weight`` buffer) taking targets as Tensors or numpy/cupy arrays.
 
     For logits ``x`` (N, C, H, W) and class ``t`` at a pixel, with ``q = log softmax(x)``,
     class weights ``w`` (ones when None) and smoothing ``eps``:
@@ -30,87 +24,72 @@ class CrossEntropyLoss(_Loss):
     probabilities of the input's shape (soft labels), as in PyTorch.
 
     Args:
-        weight: optional (C,) class weights: a list, array or Tensor (see
-            :func:`class_weights_from_frequency`); moved to the logits' device and dtype.
+        weight: optional (C,) class weights (see :func:`class_weights_from_frequency`): a
+            Tensor, list or array, kept as the ``weight`` buffer; it must be on the logits'
+            device (``loss.to(device)``), its dtype follows the logits'.
+        size_average, reduce: PyTorch's legacy arguments (use ``reduction``).
         ignore_index: the label of pixels that do not count.
         reduction: "mean", "sum" or "none" ((N, H, W) losses).
         label_smoothing: ``eps`` in [0, 1].
 
     Shapes:
-        input: (N, C, *) logits. target: (N, *) integer classes (Tensor or numpy/cupy array),
-        or (N, C, *) probabilities. output: () or, for "none", (N, *).
+        input: (N, C, *) logits. target: (N, *) integer classes, or (N, C, *) probabilities;
+        a numpy/cupy array is moved to the logits' device. output: () or (N, *) for "none".
     """
 
     def __init__(
         self,
         weight=None,
+        size_average=None,
         ignore_index: int = -100,
+        reduce=None,
         reduction: str = "mean",
         label_smoothing: float = 0.0,
     ):
-        check_choice("CrossEntropyLoss", "reduction", reduction, REDUCTIONS)
-        if not 0.0 <= label_smoothing <= 1.0:
-            raise ValueError(
-                f"CrossEntropyLoss: label_smoothing must be in [0, 1], got {label_smoothing}"
-            )
-        self.weight = (
-            None if weight is None else ConstantArgument("CrossEntropyLoss", "weight", weight)
-        )
-        self.ignore_index = int(ignore_index)
-        self.reduction = reduction
-        self.label_smoothing = float(label_smoothing)
+        weight = as_buffer("CrossEntropyLoss", "weight", weight)
+        super().__init__(weight, size_average, ignore_index, reduce, reduction, label_smoothing)
 
     def forward(self, input: Tensor, target) -> Tensor:
         check_logits("CrossEntropyLoss", input)
         t = Tensor(target_array("CrossEntropyLoss", target, input))
-        if t.dtype.kind == "f":
-            t = t.to(input.dtype)
-        return F.cross_entropy(
-            input,
-            t,
-            weight=None if self.weight is None else self.weight.like(input),
-            ignore_index=self.ignore_index,
-            reduction=self.reduction,
-            label_smoothing=self.label_smoothing,
-        )
+        return super().forward(input, t.to(input.dtype) if t.dtype.kind == "f" else t)
 
 
-class BCEWithLogitsLoss(_Loss):
-    """Sigmoid + binary cross entropy per element, as ``torch.nn.BCEWithLogitsLoss``.
+class BCEWithLogitsLoss(layers.BCEWithLogitsLoss):
+    """Sigmoid + binary cross entropy per element: ``layers.BCEWithLogitsLoss`` (``torch.nn``'s
+    arguments, ``weight`` and ``pos_weight`` buffers) taking (N, H, W) targets for
+    (N, 1, H, W) logits, of any numeric dtype, as Tensors or numpy/cupy arrays.
 
     ``loss = -w * (pw * t * log sigmoid(x) + (1 - t) * log(1 - sigmoid(x)))``, computed
     stably from the logits; ``"mean"`` averages over all elements.
 
     Args:
         weight: optional rescaling of each element, broadcastable to the input.
+        size_average, reduce: PyTorch's legacy arguments (use ``reduction``).
         reduction: "mean", "sum" or "none".
         pos_weight: optional weight ``pw`` of positive targets, broadcastable to the input as in
             PyTorch (for per-class weights on (N, C, H, W) logits give shape (C, 1, 1)).
+        Tensors, lists or arrays; they must be on the logits' device (``loss.to(device)``).
 
     Shapes:
         input: (N, C, *) logits. target: the input's shape, or (N, *) when C = 1; float, int or
-        bool (Tensor or numpy/cupy array), converted to the input's dtype.
+        bool, converted to the input's dtype.
     """
 
-    def __init__(self, weight=None, reduction: str = "mean", pos_weight=None):
-        check_choice("BCEWithLogitsLoss", "reduction", reduction, REDUCTIONS)
+    def __init__(
+        self, weight=None, size_average=None, reduce=None, reduction: str = "mean", pos_weight=None
+    ):
         op = "BCEWithLogitsLoss"
-        self.weight = None if weight is None else ConstantArgument(op, "weight", weight)
-        self.pos_weight = (
-            None if pos_weight is None else ConstantArgument(op, "pos_weight", pos_weight)
+        weight, pos_weight = (
+            as_buffer(op, "weight", weight),
+            as_buffer(op, "pos_weight", pos_weight),
         )
-        self.reduction = reduction
+        super().__init__(weight, size_average, reduce, reduction, pos_weight)
 
     def forward(self, input: Tensor, target) -> Tensor:
         check_logits("BCEWithLogitsLoss", input)
         t, _ = binary_target("BCEWithLogitsLoss", target, input, None)
-        return F.binary_cross_entropy_with_logits(
-            input,
-            Tensor(t.reshape(input.shape)),
-            weight=None if self.weight is None else self.weight.like(input),
-            pos_weight=None if self.pos_weight is None else self.pos_weight.like(input),
-            reduction=self.reduction,
-        )
+        return super().forward(input, Tensor(t.reshape(input.shape)))
 
 
 def class_weights_from_frequency(

@@ -6,14 +6,14 @@ import math
 
 import minigrad as mg
 import minigrad.functional as F
+from layers import Module
+from layers.arguments import check_choice
 from minigrad import backend
 from minigrad.tensor import Tensor
 from segmentation.losses._base import (
     MODES,
     REDUCTIONS,
-    _Loss,
     binary_target,
-    check_choice,
     check_logits,
     class_target,
     constant,
@@ -23,7 +23,7 @@ from segmentation.losses._base import (
 NORM_EPS = 1e-6  # smp's lower bound of the normalising sum
 
 
-class FocalLoss(_Loss):
+class FocalLoss(Module):
     """Focal loss, as ``segmentation_models_pytorch.losses.FocalLoss``, but averaged over
     classes in "multiclass" mode where smp sums them.
 
@@ -63,8 +63,9 @@ class FocalLoss(_Loss):
         reduction: str = "mean",
         normalized: bool = False,
     ):
-        check_choice("FocalLoss", "mode", mode, MODES)
-        check_choice("FocalLoss", "reduction", reduction, REDUCTIONS)
+        super().__init__()
+        check_choice(mode, "mode", "FocalLoss", MODES)
+        check_choice(reduction, "reduction", "FocalLoss", REDUCTIONS)
         if alpha is not None and not 0.0 <= alpha <= 1.0:
             raise ValueError(f"FocalLoss: alpha must be in [0, 1] or None, got {alpha}")
         if gamma < 0:
@@ -75,6 +76,13 @@ class FocalLoss(_Loss):
         self.ignore_index = ignore_index
         self.reduction = reduction
         self.normalized = bool(normalized)
+
+    def extra_repr(self) -> str:
+        return (
+            f"mode={self.mode!r}, alpha={self.alpha}, gamma={self.gamma}, "
+            f"ignore_index={self.ignore_index}, reduction={self.reduction!r}, "
+            f"normalized={self.normalized}"
+        )
 
     def forward(self, input: Tensor, target) -> Tensor:
         check_logits("FocalLoss", input)

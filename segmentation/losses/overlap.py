@@ -20,13 +20,13 @@ import numpy
 
 import minigrad as mg
 import minigrad.functional as F
+from layers import Module
+from layers.arguments import check_choice
 from minigrad import backend
 from minigrad.tensor import Tensor
 from segmentation.losses._base import (
     MODES,
-    _Loss,
     binary_target,
-    check_choice,
     check_logits,
     class_target,
     constant,
@@ -65,14 +65,15 @@ def soft_statistics(
     return intersection, predicted, onehot.sum(axis=(0, 2))
 
 
-class _OverlapLoss(_Loss):
+class _OverlapLoss(Module):
     """The shared body of Dice, Jaccard and Tversky; subclasses give ``score`` (and may
     change ``aggregate``)."""
 
     name = "overlap loss"
 
     def __init__(self, mode, classes, log_loss, from_logits, smooth, ignore_index, eps):
-        check_choice(self.name, "mode", mode, MODES)
+        super().__init__()
+        check_choice(mode, "mode", self.name, MODES)
         if classes is not None:
             if mode == "binary":
                 raise ValueError(f"{self.name}: classes cannot be chosen in mode 'binary'")
@@ -90,6 +91,14 @@ class _OverlapLoss(_Loss):
         self.smooth = float(smooth)
         self.ignore_index = ignore_index
         self.eps = float(eps)
+
+    def extra_repr(self) -> str:
+        classes = None if self.classes is None else self.classes.tolist()
+        return (
+            f"mode={self.mode!r}, classes={classes}, log_loss={self.log_loss}, "
+            f"from_logits={self.from_logits}, smooth={self.smooth}, "
+            f"ignore_index={self.ignore_index}, eps={self.eps}"
+        )
 
     def score(self, intersection: Tensor, predicted: Tensor, true) -> Tensor:
         raise NotImplementedError(f"{type(self).__name__} must implement score")
@@ -223,6 +232,9 @@ class TverskyLoss(_OverlapLoss):
         false_neg = true - intersection
         denominator = intersection + self.alpha * false_pos + self.beta * false_neg + self.smooth
         return (intersection + self.smooth) / denominator.clamp(min=self.eps)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, alpha={self.alpha}, beta={self.beta}, gamma={self.gamma}"
 
     def aggregate(self, loss):
         return loss.mean() ** self.gamma

@@ -258,6 +258,7 @@ def test_multiclass_gradients_pass_gradcheck(device, loss):
     x = mg.tensor(random_array(10, (2, 3, 3, 3), np.float64), device=device, requires_grad=True)
     ignore_index = getattr(loss, "ignore_index", None)
     y = mg.tensor(class_targets(11, 2, 3, 3, 3, ignore_index), device=device)
+    loss.to(device)  # class weights are buffers, moved as in PyTorch
     assert gradcheck(lambda a: loss(a, y), [x])
 
 
@@ -278,6 +279,7 @@ def test_binary_gradients_pass_gradcheck(device, loss):
     x = mg.tensor(random_array(12, (2, c, 3, 3), np.float64), device=device, requires_grad=True)
     ignore = getattr(loss, "ignore_index", None)
     y = mg.tensor(binary_targets(13, (2, c, 3, 3), ignore), device=device)
+    loss.to(device)  # class weights are buffers, moved as in PyTorch
     assert gradcheck(lambda a: loss(a, y), [x])
 
 
@@ -395,7 +397,9 @@ def test_cross_entropy_loss_matches_torch(
     x = random_array(seed, shape, dtype)
     y = class_targets(seed + 1, shape[0], *shape[2:], c, ignore_index, absent_last)
     weight = random_array(seed + 2, (c,), np.float64, 0.1, 2.0) if weighted else None
-    ours = CrossEntropyLoss(weight, ignore_index, reduction, label_smoothing)
+    ours = CrossEntropyLoss(
+        weight, ignore_index=ignore_index, reduction=reduction, label_smoothing=label_smoothing
+    ).to(device)
     theirs = torch.nn.CrossEntropyLoss(
         weight=None if weight is None else torch.tensor(weight, dtype=torch.from_numpy(x).dtype),
         ignore_index=ignore_index,
@@ -426,7 +430,7 @@ def test_bce_with_logits_loss_matches_torch(device, c, dtype, seed, reduction, p
     x = random_array(seed, shape, dtype) * 3
     y = binary_targets(seed + 1, shape, None)
     pos_weight = random_array(seed + 2, (c, 1, 1), dtype, 0.5, 3.0) if pos_weighted else None
-    ours = BCEWithLogitsLoss(reduction=reduction, pos_weight=pos_weight)
+    ours = BCEWithLogitsLoss(reduction=reduction, pos_weight=pos_weight).to(device)
     theirs = torch.nn.BCEWithLogitsLoss(
         reduction=reduction, pos_weight=None if pos_weight is None else torch.tensor(pos_weight)
     )
@@ -476,7 +480,7 @@ def test_weighted_cross_entropy_with_frequency_weights_matches_torch(device):
     y = class_targets(20, 2, 4, 4, 3, None)
     weights = class_weights_from_frequency(y, 3)
     check_parity(
-        CrossEntropyLoss(weight=weights),
+        CrossEntropyLoss(weight=weights).to(device),
         torch.nn.CrossEntropyLoss(weight=torch.tensor(weights)),
         [x, y],
         device,
@@ -502,6 +506,21 @@ def test_combo_loss_is_the_weighted_sum(device):
     assert pairs.weights == [1.0, 1.0]
 
 
+def test_losses_are_modules_whose_weights_are_buffers(device):
+    """As torch.nn's losses: ``weight`` / ``pos_weight`` in the state dict, moved by to()."""
+    combo = ComboLoss([(CrossEntropyLoss(weight=[1.0, 2.0, 3.0]), 1.0), (DiceLoss(), 1.0)])
+    assert list(combo.state_dict()) == ["losses.0.weight"]
+    assert list(BCEWithLogitsLoss(pos_weight=np.array([2.0])).state_dict()) == ["pos_weight"]
+    x = mg.tensor(random_array(29, (2, 3, 4, 4), np.float32), device=device)
+    y = class_targets(30, 2, 4, 4, 3, None)
+    if device == "gpu":
+        with pytest.raises(mg.DeviceError, match="weight is on cpu but input is on gpu"):
+            combo(x, y)
+    assert combo.to(device).losses[0].weight.device == device
+    assert np.isfinite(combo(x, y).item())
+    assert "DiceLoss(mode='multiclass'" in repr(combo) and "weights=[1.0, 1.0]" in repr(combo)
+
+
 def test_combo_loss_refuses_bad_arguments():
     with pytest.raises(ValueError, match="at least one loss"):
         ComboLoss([])
@@ -511,6 +530,8 @@ def test_combo_loss_refuses_bad_arguments():
         ComboLoss([(DiceLoss(), 1.0)], [1.0])
     with pytest.raises(TypeError, match="weight 0 must be a number"):
         ComboLoss([DiceLoss()], ["1"])
+    with pytest.raises(TypeError, match="loss 0 must be a layers.Module"):
+        ComboLoss([lambda x, t: x.sum()])
 
 
 # ---------------------------------------------------------------- devices and errors
@@ -532,7 +553,8 @@ def test_a_gpu_loss_step_moves_nothing_to_the_host(loss):
 
     x = mg.tensor(random_array(23, (2, 3, 4, 4), np.float32), device="gpu", requires_grad=True)
     y = mg.tensor(class_targets(24, 2, 4, 4, 3, 255), device="gpu")
-    loss(x, y).backward()  # warm-up: constants are placed on the first call
+    loss.to("gpu")
+    loss(x, y).backward()  # warm-up
     with fake_cupy.count_transfers() as transfers:
         loss(x, y).backward()
     assert transfers.to_host_calls == 0
@@ -578,5 +600,7 @@ def test_losses_refuse_bad_arguments(device):
     with pytest.raises(mg.DeviceError, match=f"target is on {other}"):
         TverskyLoss()(x, mg.tensor(y, device=other))
     if device == "cpu":  # labels are range-checked on the host only
-        with pytest.raises(ValueError, match=r"labels in \[1, 3\]; expected class indices in \[0, 2\]"):
+        with pytest.raises(
+            ValueError, match=r"labels in \[1, 3\]; expected class indices in \[0, 2\]"
+        ):
             DiceLoss()(x, np.where(y == 0, 3, y))
