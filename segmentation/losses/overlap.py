@@ -171,7 +171,8 @@ class JaccardLoss(_OverlapLoss):
 
     ``s_c = (I_c + smooth) / max(P_c + T_c - I_c + smooth, eps)``; aggregated as
     :class:`DiceLoss`. The arguments are DiceLoss's; ``ignore_index`` masks pixels as in
-    DiceLoss (smp's JaccardLoss has no ``ignore_index``; with None the two agree exactly).
+    DiceLoss (smp's JaccardLoss, as read at commit bc597e9, takes no ``ignore_index``; with
+    None the two agree exactly).
     """
 
     name = "JaccardLoss"
