@@ -89,17 +89,21 @@ class Module:
         return output
 
     # ---- registration -----------------------------------------------------------------
-    def _check_name(self, name: str, kind: str) -> None:
+    def _check_name(self, name: str, kind: str, registry: str) -> None:
+        """A valid new name: a non-empty string without dots that no other attribute of
+        this module (a method, a plain attribute, another registry's entry) holds."""
         if "_parameters" not in self.__dict__:
             raise AttributeError(f"cannot assign {kind} before Module.__init__() call")
         if not isinstance(name, str):
             raise TypeError(f"{kind} name should be a string, got {type(name).__name__}")
         if "." in name or name == "":
             raise KeyError(f"{kind} name can't contain '.' or be empty, got {name!r}")
+        if hasattr(self, name) and name not in getattr(self, registry):
+            raise KeyError(f"attribute '{name}' already exists")
 
     def register_parameter(self, name: str, param: Parameter | None) -> None:
         """Register ``param`` (or None, a declared but absent parameter) under ``name``."""
-        self._check_name(name, "parameter")
+        self._check_name(name, "parameter", "_parameters")
         if param is not None and not isinstance(param, Parameter):
             raise TypeError(
                 f"cannot assign {type(param).__name__} as parameter {name!r} "
@@ -111,7 +115,7 @@ class Module:
     def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True) -> None:
         """Register a non-learnable tensor (running statistics); persistent ones are saved
         in the state dict."""
-        self._check_name(name, "buffer")
+        self._check_name(name, "buffer", "_buffers")
         if tensor is not None and not isinstance(tensor, Tensor):
             raise TypeError(
                 f"cannot assign {type(tensor).__name__} as buffer {name!r} "
@@ -124,7 +128,7 @@ class Module:
 
     def add_module(self, name: str, module: Module | None) -> None:
         """Register a submodule under ``name`` (as an attribute assignment does)."""
-        self._check_name(name, "module")
+        self._check_name(name, "module", "_modules")
         if module is not None and not isinstance(module, Module):
             raise TypeError(f"{type(module).__name__} is not a Module subclass")
         self._forget(name)
@@ -140,10 +144,14 @@ class Module:
         self.__dict__.pop(name, None)
 
     def __setattr__(self, name: str, value) -> None:
+        if isinstance(value, Parameter | Module) and "_parameters" in self.__dict__:
+            self._forget(name)
         if isinstance(value, Parameter):
             self.register_parameter(name, value)
         elif isinstance(value, Module):
-            self.add_module(name, value)
+            if "_modules" not in self.__dict__:
+                raise AttributeError("cannot assign module before Module.__init__() call")
+            self._modules[name] = value
         elif "_parameters" in self.__dict__ and name in self._parameters:
             if value is not None:
                 raise TypeError(
@@ -213,7 +221,10 @@ class Module:
             yield module
 
     def _named_members(self, registry: str, prefix: str, recurse: bool, remove_duplicate: bool):
-        modules = self.named_modules(prefix=prefix) if recurse else [(prefix, self)]
+        if recurse:
+            modules = self.named_modules(prefix=prefix, remove_duplicate=remove_duplicate)
+        else:
+            modules = [(prefix, self)]
         seen = set()
         for module_prefix, module in modules:
             for name, value in getattr(module, registry).items():
@@ -242,8 +253,9 @@ class Module:
         """Set training mode on this module and every descendant (dropout, batch norm)."""
         if not isinstance(mode, bool):
             raise ValueError(f"train(mode): mode must be a bool, got {type(mode).__name__}")
-        for module in self.modules():
-            object.__setattr__(module, "training", mode)
+        object.__setattr__(self, "training", mode)
+        for module in self.children():
+            module.train(mode)
         return self
 
     def eval(self) -> Module:
@@ -279,13 +291,20 @@ class Module:
                 tensor.grad.data = convert(tensor.grad.data)
         return self
 
-    def to(self, target=None, dtype=None) -> Module:
-        """Move (``to("gpu")``) and/or cast floating tensors (``to(mg.float64)``), in place."""
-        if target is not None and not isinstance(target, str):
-            dtype, target = target, None
-        device = None if target is None else backend.canonical_device(target)
+    def to(self, target=None, dtype=None, *, device=None) -> Module:
+        """Move and/or cast floating tensors, in place: ``to("gpu")``, ``to(mg.float64)``,
+        ``to(device="gpu", dtype=mg.float32)``, or ``to(tensor)`` (its device and dtype)."""
+        if isinstance(target, Tensor):
+            device, dtype = target.device, target.dtype
+        elif isinstance(target, str):
+            device = target
+        elif target is not None:
+            dtype = target
+        device = None if device is None else backend.canonical_device(device)
         if dtype is not None and numpy.dtype(dtype).kind != "f":
-            raise TypeError(f"Module.to only accepts floating point dtypes, got {dtype}")
+            raise TypeError(
+                f"Module.to only accepts floating point dtypes, got {numpy.dtype(dtype)}"
+            )
 
         def convert(array):
             if device is not None:
@@ -325,24 +344,50 @@ class Module:
                 module.state_dict(destination, prefix + name + ".", keep_vars)
         return destination
 
-    def _state_targets(self) -> dict:
-        """Key -> the tensor a state dict's value is copied into."""
-        return dict(self.state_dict(keep_vars=True))
+    def _local_state(self) -> dict:
+        """This module's own parameters and persistent buffers, by name (no descendants)."""
+        state = {name: p for name, p in self._parameters.items() if p is not None}
+        for name, buffer in self._buffers.items():
+            if buffer is not None and name not in self._non_persistent_buffers:
+                state[name] = buffer
+        return state
+
+    def _match_state(self, keys: dict, prefix: str, plan: dict) -> None:
+        """Walk the modules as PyTorch's ``load_state_dict`` does (depth first, shared
+        modules under each of their names, each seeing the ``keys`` under its ``prefix``
+        in the state dict's order), filling ``plan``: (key, target) pairs, missing
+        keys, and unexpected ones: a key with a dot whose head is not a child, or a key
+        without one that names no parameter or persistent buffer here."""
+        local = self._local_state()
+        for name, target in local.items():
+            key = prefix + name
+            if key in keys:
+                plan["pairs"].append((key, target))
+            else:
+                plan["missing"].append(key)
+        for key in keys:
+            head, dot, _ = key[len(prefix) :].partition(".")
+            if (head not in self._modules) if dot else (head not in local):
+                plan["unexpected"].append(key)
+        for name, child in self._modules.items():
+            if child is not None:
+                child_prefix = f"{prefix}{name}."
+                below = dict.fromkeys(key for key in keys if key.startswith(child_prefix))
+                child._match_state(below, child_prefix, plan)
 
     def load_state_dict(self, state_dict, strict: bool = True) -> _IncompatibleKeys:
         """Copy ``state_dict``'s values into this module's parameters and buffers, in place.
 
         Values may be Tensors, numpy or cupy arrays, or PyTorch tensors. Shape mismatches
         always raise; missing and unexpected keys raise when ``strict``. The error names every
-        offending key, as PyTorch's does. Returns ``(missing_keys, unexpected_keys)``.
+        offending key, in PyTorch's order and wording. Nothing is copied unless everything
+        fits. Returns ``(missing_keys, unexpected_keys)``.
         """
-        targets = self._state_targets()
-        missing = [key for key in targets if key not in state_dict]
-        unexpected = [key for key in state_dict if key not in targets]
-        errors, arrays = [], {}
-        for key, target in targets.items():
-            if key not in state_dict:
-                continue
+        plan = {"pairs": [], "missing": [], "unexpected": []}
+        self._match_state(dict.fromkeys(state_dict), "", plan)
+        missing, unexpected = plan["missing"], plan["unexpected"]
+        errors, arrays = [], []
+        for key, target in plan["pairs"]:
             array = _host_array(state_dict[key], key)
             if tuple(array.shape) != target.shape:
                 errors.append(
@@ -350,22 +395,21 @@ class Module:
                     f"from checkpoint, the shape in current model is {target.shape}."
                 )
                 continue
-            arrays[key] = array
+            arrays.append((target, array))
         if strict:
             if unexpected:
                 names = ", ".join(f'"{k}"' for k in unexpected)
-                errors.insert(0, f"Unexpected key(s) in state_dict: {names}.")
+                errors.insert(0, f"Unexpected key(s) in state_dict: {names}. ")
             if missing:
                 names = ", ".join(f'"{k}"' for k in missing)
-                errors.insert(0, f"Missing key(s) in state_dict: {names}.")
+                errors.insert(0, f"Missing key(s) in state_dict: {names}. ")
         if errors:
             details = "\n\t".join(errors)
             raise RuntimeError(
                 f"Error(s) in loading state_dict for {type(self).__name__}:\n\t{details}"
             )
         with no_grad():
-            for key, array in arrays.items():
-                target = targets[key]
+            for target, array in arrays:
                 array = backend.to_device(array, target.device)
                 target.data[...] = array.astype(target.dtype, copy=False)
         return _IncompatibleKeys(missing, unexpected)
