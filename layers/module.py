@@ -109,7 +109,7 @@ class Module:
                 f"cannot assign {type(param).__name__} as parameter {name!r} "
                 "(layers.Parameter or None expected)"
             )
-        self._forget(name)
+        self._forget(name, keep="_parameters")
         self._parameters[name] = param
 
     def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True) -> None:
@@ -121,7 +121,7 @@ class Module:
                 f"cannot assign {type(tensor).__name__} as buffer {name!r} "
                 "(minigrad.Tensor or None expected)"
             )
-        self._forget(name)
+        self._forget(name, keep="_buffers")
         self._buffers[name] = tensor
         if not persistent:
             self._non_persistent_buffers.add(name)
@@ -131,21 +131,24 @@ class Module:
         self._check_name(name, "module", "_modules")
         if module is not None and not isinstance(module, Module):
             raise TypeError(f"{type(module).__name__} is not a Module subclass")
-        self._forget(name)
+        self._forget(name, keep="_modules")
         self._modules[name] = module
 
     register_module = add_module
 
-    def _forget(self, name: str) -> None:
-        """Drop ``name`` from every registry and the plain attributes, before re-registering."""
-        for registry in (self._parameters, self._buffers, self._modules):
-            registry.pop(name, None)
+    def _forget(self, name: str, keep: str) -> None:
+        """Drop ``name`` from the plain attributes and every registry but ``keep``, before
+        registering it there: a replaced entry keeps its place in ``keep`` (as in PyTorch,
+        ``self.conv = Conv2d(...)`` again does not move ``conv`` to the end)."""
+        for registry in ("_parameters", "_buffers", "_modules"):
+            if registry != keep:
+                getattr(self, registry).pop(name, None)
         self._non_persistent_buffers.discard(name)
         self.__dict__.pop(name, None)
 
     def __setattr__(self, name: str, value) -> None:
         if isinstance(value, Parameter | Module) and "_parameters" in self.__dict__:
-            self._forget(name)
+            self._forget(name, keep="_parameters" if isinstance(value, Parameter) else "_modules")
         if isinstance(value, Parameter):
             self.register_parameter(name, value)
         elif isinstance(value, Module):
