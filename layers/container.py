@@ -10,6 +10,18 @@ from collections.abc import Iterable, Mapping
 from layers.module import Module
 
 
+def _delete_and_renumber(container: Module, idx) -> None:
+    """Delete the entries at ``idx`` (an int or a slice), then rename the rest "0", "1", ...
+    in order, as PyTorch's Sequential and ModuleList do."""
+    names = list(container._modules)
+    for name in names[idx] if isinstance(idx, slice) else [names[_index(container, idx)]]:
+        del container._modules[name]
+    kept = list(container._modules.values())
+    container._modules.clear()
+    for i, module in enumerate(kept):
+        container._modules[str(i)] = module
+
+
 def _index(container: Module, idx) -> int:
     """``idx`` as a non-negative position in ``container``, or an IndexError naming it."""
     idx = operator.index(idx)
@@ -46,13 +58,7 @@ class Sequential(Module):
         self.add_module(name, module)
 
     def __delitem__(self, idx) -> None:
-        names = list(self._modules)
-        for name in names[idx] if isinstance(idx, slice) else [names[_index(self, idx)]]:
-            del self._modules[name]
-        renamed = list(self._modules.values())
-        self._modules.clear()
-        for i, module in enumerate(renamed):
-            self._modules[str(i)] = module
+        _delete_and_renumber(self, idx)
 
     def __len__(self) -> int:
         return len(self._modules)
@@ -86,11 +92,35 @@ class ModuleList(Module):
     def __setitem__(self, idx, module: Module) -> None:
         self.add_module(str(_index(self, idx)), module)
 
+    def __delitem__(self, idx) -> None:
+        _delete_and_renumber(self, idx)
+
     def __len__(self) -> int:
         return len(self._modules)
 
     def __iter__(self):
         return iter(self._modules.values())
+
+    def __repr__(self) -> str:
+        """PyTorch's ModuleList repr: runs of equal entries shown once, as
+        ``(0-2): 3 x ReLU()``."""
+        if not self._modules:
+            return f"{type(self).__name__}()"
+        runs = []  # [first index, last index, repr]
+        for i, module in enumerate(self._modules.values()):
+            text = repr(module)
+            if runs and runs[-1][2] == text:
+                runs[-1][1] = i
+            else:
+                runs.append([i, i, text])
+        lines = []
+        for first, last, text in runs:
+            if first == last:
+                line = f"({first}): {text}"
+            else:
+                line = f"({first}-{last}): {last - first + 1} x {text}"
+            lines.append(line.replace("\n", "\n  "))
+        return type(self).__name__ + "(\n  " + "\n  ".join(lines) + "\n)"
 
     def append(self, module: Module) -> ModuleList:
         self.add_module(str(len(self)), module)
@@ -145,6 +175,9 @@ class ModuleDict(Module):
 
     def pop(self, key: str) -> Module:
         return self._modules.pop(key)
+
+    def clear(self) -> None:
+        self._modules.clear()
 
     def update(self, modules) -> None:
         pairs = modules.items() if isinstance(modules, Mapping) else modules
