@@ -85,11 +85,15 @@ def main() -> None:
     by_formula = formula(x, weight, gy)
     by_reference = reference.batch_norm_backward(gy, x, weight, eps=EPS)
     names = ("gx", "gweight", "gbias")
-    for name, a, b, c_, d in zip(names, fused, by_chain_rule, by_formula, by_reference, strict=True):
+    for name, a, b, c_, d in zip(
+        names, fused, by_chain_rule, by_formula, by_reference, strict=True
+    ):
         np.testing.assert_allclose(a, b, **TOL)
         np.testing.assert_allclose(a, c_, **TOL)
         np.testing.assert_allclose(a, d, **TOL)
-        print(f"{name:8s} {str(a.shape):13s}: fused op == composed autograd == formula == reference")
+        print(
+            f"{name:8s} {str(a.shape):13s}: fused op == composed autograd == formula == reference"
+        )
 
     # The two extra terms matter: without them the gradient is plainly wrong...
     naive = weight.reshape(1, -1, 1, 1) / np.sqrt(x.var(axis=(0, 2, 3), keepdims=True) + EPS) * gy
