@@ -3,7 +3,8 @@
 The ``xp`` depthwise path in :mod:`minigrad.ops.conv.depthwise` runs kh*kw strided
 multiply-adds over the whole tensor, each a kernel launch with a temporary; these kernels read
 every input once and write every output once. Weight gradients stay on the ``xp`` path (a
-reduction over N*H*W that CuPy's reductions already parallelise well).
+reduction over N*H*W that CuPy's reductions already parallelise well). The plain version of
+both is :func:`minigrad.reference.conv2d_forward` (and its input gradient) with ``groups = C``.
 
 Shapes: x (N, C, H, W), w (C*m, 1, kh, kw) for channel multiplier m, y (N, C*m, Ho, Wo) with
 Ho = (H + 2*ph - dh*(kh-1) - 1) // sh + 1 (and Wo likewise).

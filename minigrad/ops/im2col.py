@@ -15,6 +15,8 @@ the right operand of one GEMM, with the samples side by side so that the GEMM is
 small images (a GEMM of fewer than ~2,000 columns runs at half speed). ``col2im``, its adjoint,
 adds each offset's columns back into the windows of a padded gradient buffer; in the wide
 layout the columns' garbage entries must be zero (they are when the output gradient's are).
+The plain versions, on the whole input with no tiles and no wide layout, are
+:func:`minigrad.reference.im2col` and :func:`minigrad.reference.col2im`.
 
 On the CPU the columns are built tile by tile (a few samples, or a band of output rows of one
 sample) of at least :data:`MIN_TILE_COLUMNS` columns (and :data:`CPU_TILE_BYTES` bytes), so the

@@ -377,6 +377,16 @@ def batch_norm(
     Raises:
         ValueError: fewer than 2 dims, a parameter not of shape (C,), a single value per
             channel in training, or missing running statistics in evaluation.
+
+    Reference (training mode): :func:`minigrad.reference.batch_norm_forward` and
+    :func:`minigrad.reference.batch_norm_backward`, the same closed-form backward. This op
+    adds: one fused Function per mode; the (N, C, L) view cut into L2-cache-sized blocks, each
+    read once per pass and shared between the CPU threads; mean and variance from one read
+    (per-block centred sums combined with Chan's formula, free of cancellation); the affine
+    folded into one scale and shift per channel, ``y = x * scale + shift``; ``x_hat`` never
+    stored (the backward recomputes it from the saved x and statistics); long lanes reduced
+    by batched matmul instead of a product temporary; a broadcast gy read in place; the
+    running statistics updated in place.
     """
     _check_input("batch_norm", input, 2)
     affine, flags = _affine_args("batch_norm", input, weight, bias)

@@ -272,6 +272,14 @@ def interpolate(
     taken when Ho + Wo > 128); both rules are followed here, including PyTorch's backward,
     which always uses the float32 rule. Bilinear is two matrix products per plane: an inf or
     NaN in a plane turns that whole output plane NaN.
+
+    Reference (bilinear): :func:`minigrad.reference.interpolate_bilinear` and
+    :func:`minigrad.reference.interpolate_bilinear_backward`, the same two interpolation
+    matrices. This op adds: the matrices built once per size and dtype (cached); the two
+    products ordered so that the batched GEMM is the smaller one and the other is a single
+    (N*C*rows, W) GEMM; PyTorch's coordinate arithmetic for float32 data (float32 source
+    coordinates); ``scale_factor``. Nearest is its own spec: an index gather (a repeat for 2x)
+    whose backward sums the copies back.
     """
     if not isinstance(input, Tensor):
         raise TypeError(f"interpolate: input must be a Tensor, got {type(input).__name__}")

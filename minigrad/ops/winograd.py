@@ -1,5 +1,7 @@
 """Winograd F(2x2, 3x3): 3x3 stride-1 convolutions with 2.25 times fewer multiplications.
 
+The conv it computes is :func:`minigrad.reference.conv2d_forward` (and the weight gradient
+:func:`minigrad.reference.conv2d_grad_weight`), with fewer multiplications:
 Lavin and Gray, "Fast Algorithms for Convolutional Neural Networks" (2016). The output is cut
 into 2x2 tiles; tile t of output channel k is
 

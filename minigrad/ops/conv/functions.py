@@ -121,6 +121,27 @@ def conv2d(
     Shapes:
         input (N, C_in, H, W), weight (C_out, C_in/groups, kh, kw), bias (C_out,)
         -> output (N, C_out, Ho, Wo).
+
+    Reference: :func:`minigrad.reference.conv2d_forward` and
+    :func:`minigrad.reference.conv2d_backward` (im2col of the whole input, one matmul, col2im).
+    This op gives the same numbers and adds:
+
+    - an algorithm per geometry (:mod:`minigrad.ops.conv.dispatch`): 1x1 convs skip im2col;
+      depthwise convs accumulate kh*kw strided-window products with no column buffer, in
+      cache-sized blocks of planes on the CPU threads (one CUDA kernel each for the forward and
+      the strided input gradient on a real GPU); 3x3 stride-1 convs with 64+ channels per
+      group take Winograd F(2x2, 3x3), 2.25 times fewer multiplications;
+    - im2col in tiles of samples or output rows (a fraction of the full column matrix, GEMMs
+      still 2,048+ columns wide), in the "wide" layout for stride 1 (each kernel offset's window
+      one contiguous slice), into scratch buffers each thread reuses;
+    - the reversed-kernel input gradient: for stride 1, a conv of gy with the flipped kernel
+      (faster than the col2im scatter, and Winograd-able); col2im in tiles for strided convs;
+    - on the CPU, both gradients of a stride-1 conv from gy's columns (or Winograd transform)
+      when the GEMM shape pays; the weight-gradient GEMM transposed when gy is the thinner
+      operand;
+    - x kept for backward only when the weight needs a gradient, W only when x does;
+    - CPU results with an inf or NaN computed again the plain way, so they land where
+      PyTorch's do (:mod:`minigrad.ops.conv.nonfinite`).
     """
     op = "conv2d"
     _check_tensors(op, input, weight, bias)
@@ -162,6 +183,18 @@ def conv_transpose2d(
     Shapes:
         input (N, C_in, H, W), weight (C_in, C_out/groups, kh, kw), bias (C_out,)
         -> output (N, C_out, Ho, Wo).
+
+    Reference: :func:`minigrad.reference.conv_transpose2d_forward` and
+    :func:`minigrad.reference.conv_transpose2d_backward` (conv2d's input gradient; the backward
+    from conv2d's forward and weight gradient). This op is built from the same kernels as
+    :func:`conv2d`, so it adds their optimizations, and:
+
+    - the forward is conv2d's input gradient: for stride 1 (and padding at most
+      dilation*(kernel-1)) the conv of x with the reversed kernel (Winograd-able); otherwise
+      col2im in tiles, a plain copy where the dilated kernel fits in the stride (disjoint
+      windows, as in the usual 2x2 stride-2 upsampling), or the depthwise scatter;
+    - on the im2col and Winograd paths the backward builds gy's columns (or transform) once for
+      both gradients.
     """
     op = "conv_transpose2d"
     _check_tensors(op, input, weight, bias)

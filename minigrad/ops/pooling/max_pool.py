@@ -129,6 +129,20 @@ def max_pool2d(
 
     Ties go to the first maximum in the window's row-major scan, as in PyTorch. A NaN
     propagates to the output value; its index may differ from PyTorch's.
+
+    Reference: :func:`minigrad.reference.max_pool2d_forward` and
+    :func:`minigrad.reference.max_pool2d_backward` (the kh*kw windows stacked, an argmax, a
+    scatter-add). This op gives the same values and indices, and adds:
+
+    - a running maximum over the kernel offsets instead of a stack of kh*kw windows, and per
+      output a one-byte code of the winning offset instead of int64 positions: the indices
+      are one table lookup, made only when ``return_indices`` asks;
+    - windows that are strided views of the input itself, with no padded copy, unless padding
+      or a ceil-mode window needs the -inf buffer;
+    - a backward with no scatter: one comparison per offset writes each gradient into its
+      window directly when the windows do not overlap (with no zero fill when they tile the
+      input, as 2x2 stride 2 does), and adds when they do;
+    - on the CPU, cache-sized blocks of planes shared between the threads.
     """
     _check_input(input, "max_pool2d")
     geometry = pool_geometry(input, "max_pool2d", kernel_size, stride, padding, dilation, ceil_mode)

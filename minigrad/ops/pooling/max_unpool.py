@@ -115,6 +115,12 @@ def max_unpool2d(
         kernel`` (likewise Wo) unless ``output_size`` is given. Positions no index names
         are 0. Out-of-range indices raise on the CPU; on the GPU they are not checked, since
         that would need a device-to-host sync.
+
+    Reference: :func:`minigrad.reference.max_unpool2d_forward` and
+    :func:`minigrad.reference.max_unpool2d_backward`. This op adds: the indices turned into
+    flat positions in the whole output (index + plane * Ho * Wo), so the forward is one
+    scatter and the backward one ``take``; the backward keeps only the indices, which are
+    alive anyway as an input.
     """
     _check_input(input, "max_unpool2d")
     kernel = positive_pair(kernel_size, "kernel_size", "max_unpool2d")
