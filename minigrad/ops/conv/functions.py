@@ -36,9 +36,6 @@ def _bias_grad(gy):
     return gy.sum(axis=(0, 2, 3))
 
 
-# ---- autograd Functions ---------------------------------------------------------------------
-
-
 def _save_for_grads(fn: Function, x, W) -> None:
     """Keep x only for the weight's gradient and W only for the input's (frozen weights keep
     no activations alive)."""
