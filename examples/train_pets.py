@@ -1,17 +1,21 @@
 """Train a segmentation model on Oxford-IIIT Pet (or the synthetic pets) with minigrad.
 
-    python examples/train_pets.py --device gpu                      # the real dataset
-    python examples/train_pets.py --synthetic --data-dir data/synthetic-pets \\
-        --base-channels 8 --img-size 64 --epochs 3                   # a few CPU minutes
+    python examples/train_pets.py --device gpu --download            # the real dataset
+    python examples/train_pets.py --synthetic --data-dir data/synthetic-pets --model fast_unet \\
+        --base-channels 8 --img-size 64 --epochs 3 --batch-size 8 --out runs/synthetic
 
-Writes history, checkpoints, plots and the test metrics into --out; --resume CHECKPOINT
-continues a run exactly where it stopped. Bad flag values and a data folder with no dataset
-stop with a message and exit code 2.
+Per epoch: a progress bar with the loss and images per second, then one line with the
+validation loss, mean IoU, Dice and pixel accuracy. Writes history.json/csv, config.json,
+checkpoints/{last,best}.safetensors, plots/{curves,samples,roc}.png and test_metrics.json
+into --out; --resume CHECKPOINT continues a run exactly where it stopped (Ctrl-C is safe:
+the last finished epoch's checkpoint stays whole). Bad flag values, a data folder with no
+dataset and a missing GPU stop at once with a message and exit code 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 from pathlib import Path
@@ -24,87 +28,136 @@ from segmentation.data.oxford_pets import OxfordIIITPet, dataset_exists  # noqa:
 from segmentation.data.synthetic import make_synthetic_pets  # noqa: E402
 from segmentation.models import MODELS  # noqa: E402
 
-SYNTHETIC_SIZE = {"n_trainval": 240, "n_test": 60}
+PROG = "train_pets.py"
+SYNTHETIC_COUNT = (240, 60)
+log = logging.getLogger(PROG)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    defaults = training.TrainConfig()
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
-    p.add_argument("--data-dir", default=defaults.data_dir)
-    p.add_argument("--download", action="store_true", help="fetch the real dataset (800 MB)")
-    p.add_argument("--synthetic", action="store_true", help="generate synthetic pets if absent")
-    p.add_argument("--model", choices=list(MODELS), default=defaults.model)
-    p.add_argument("--base-channels", type=int, default=None)
-    p.add_argument("--num-classes", type=int, choices=[3, 2], default=3)
-    p.add_argument("--loss", choices=training.LOSSES, default=defaults.loss)
-    p.add_argument("--optimizer", choices=training.OPTIMIZERS, default=defaults.optimizer)
-    p.add_argument("--lr", type=float, default=defaults.lr)
-    p.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
-    p.add_argument("--scheduler", choices=training.SCHEDULERS, default=defaults.scheduler)
-    p.add_argument("--epochs", type=int, default=defaults.epochs)
-    p.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    p.add_argument("--img-size", type=int, default=defaults.img_size)
-    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True)
-    p.add_argument("--subset", type=float, default=defaults.subset)
-    p.add_argument("--val-fraction", type=float, default=defaults.val_fraction)
-    p.add_argument("--early-stopping", type=int, default=0, metavar="PATIENCE")
-    p.add_argument("--clip-grad-norm", type=float, default=0.0)
-    p.add_argument("--num-workers", type=int, default=defaults.num_workers)
-    p.add_argument("--seed", type=int, default=defaults.seed)
-    p.add_argument("--out", default=defaults.out)
-    p.add_argument("--resume", metavar="CHECKPOINT")
-    p.add_argument("--synthetic-count", type=int, nargs=2, metavar=("TRAINVAL", "TEST"))
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    d = training.TrainConfig()
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
+    add = p.add_argument
+    add("--device", choices=["cpu", "gpu"], default=d.device)
+    add("--data-dir", default=d.data_dir, help="the dataset folder (images/, annotations/)")
+    add("--download", action="store_true", help="fetch the real dataset (800 MB) if absent")
+    add("--synthetic", action="store_true", help="generate synthetic pets if absent")
+    add(
+        "--synthetic-count",
+        type=int,
+        nargs=2,
+        default=SYNTHETIC_COUNT,
+        metavar=("TRAINVAL", "TEST"),
+        help="images per split of a generated synthetic set (default: %(default)s)",
+    )
+    add("--model", choices=list(MODELS), default=d.model)
+    add("--base-channels", type=int, default=d.base_channels, help="width (unet, fast_unet)")
+    add("--num-classes", type=int, choices=[3, 2], default=d.num_classes, help="3 trimap, 2 binary")
+    add("--loss", choices=training.LOSSES, default=d.loss)
+    add("--optimizer", choices=training.OPTIMIZERS, default=d.optimizer)
+    add("--lr", type=float, default=d.lr)
+    add("--weight-decay", type=float, default=d.weight_decay)
+    add("--scheduler", choices=training.SCHEDULERS, default=d.scheduler)
+    add("--epochs", type=int, default=d.epochs)
+    add("--batch-size", type=int, default=d.batch_size)
+    add("--img-size", type=int, default=d.img_size)
+    add("--augment", action=argparse.BooleanOptionalAction, default=d.augment)
+    add("--subset", type=float, default=d.subset, help="fraction of the data to use")
+    add("--val-fraction", type=float, default=d.val_fraction)
+    add("--early-stopping", type=int, default=d.early_stopping, metavar="PATIENCE")
+    add("--clip-grad-norm", type=float, default=d.clip_grad_norm, metavar="MAX_NORM")
+    add("--num-workers", type=int, default=d.num_workers)
+    add("--seed", type=int, default=d.seed)
+    add("--out", default=d.out)
+    add(
+        "--resume", metavar="CHECKPOINT", help="continue from e.g. OUT/checkpoints/last.safetensors"
+    )
+    add("--quiet", action="store_true", help="no progress bars")
     return p
 
 
 def config_from(args: argparse.Namespace, parser: argparse.ArgumentParser):
     """The run's config: the flags; when resuming, the checkpoint's config with the flags
     given explicitly (those that differ from their defaults) on top."""
-    fields = training.TrainConfig.__dataclass_fields__
-    values = {k: v for k, v in vars(args).items() if k in fields}
+    names = {f for f in training.TrainConfig.__dataclass_fields__}
+    values = {k: v for k, v in vars(args).items() if k in names}
     if args.resume:
         explicit = {k: v for k, v in values.items() if v != parser.get_default(k)}
         values = {**training.checkpoint_config(args.resume), **explicit}
     return training.TrainConfig.from_dict(values)
 
 
-def prepare_data(args: argparse.Namespace) -> None:
-    """Generate the synthetic set or download the real one when asked and absent."""
-    root = Path(args.data_dir)
+def prepare_data(args: argparse.Namespace, root: Path) -> None:
+    """Generate the synthetic set or download the real one when asked and absent; a folder
+    that still holds no dataset is a FileNotFoundError saying what to pass."""
     if dataset_exists(root):
         return
     if args.synthetic:
-        counts = args.synthetic_count or (SYNTHETIC_SIZE["n_trainval"], SYNTHETIC_SIZE["n_test"])
-        logging.info("generating synthetic pets into %s", root)
-        make_synthetic_pets(root, n_trainval=counts[0], n_test=counts[1], seed=args.seed)
+        n_trainval, n_test = args.synthetic_count
+        log.info("generating %d + %d synthetic pets into %s", n_trainval, n_test, root)
+        make_synthetic_pets(root, n_trainval=n_trainval, n_test=n_test, seed=args.seed)
     elif args.download:
         OxfordIIITPet(root, download=True)
+    else:
+        raise FileNotFoundError(
+            f"{root} holds no Oxford-IIIT Pet dataset (images/ and annotations/ with "
+            "trainval.txt and test.txt); pass --download for the real one or --synthetic to "
+            "generate one"
+        )
+
+
+@contextlib.contextmanager
+def console_logging():
+    """Log lines of this script and of the segmentation package on stdout, for the call."""
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    loggers = [logging.getLogger(name) for name in (PROG, "segmentation")]
+    saved = [(lg.level, lg.propagate) for lg in loggers]
+    for lg in loggers:
+        lg.addHandler(handler)
+        lg.setLevel(logging.INFO)
+        lg.propagate = False
+    try:
+        yield
+    finally:
+        for lg, (level, propagate) in zip(loggers, saved, strict=True):
+            lg.removeHandler(handler)
+            lg.setLevel(level)
+            lg.propagate = propagate
+
+
+def fail(message: str, code: int = 2) -> int:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return code
 
 
 def main(argv=None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     parser = build_parser()
-    args = parser.parse_args(argv)
     try:
-        config = config_from(args, parser)
-        config.validate()
-        backend.array_module(config.device)
-        prepare_data(args)
-        if not dataset_exists(Path(config.data_dir)):
-            raise FileNotFoundError(
-                f"{config.data_dir} holds no Oxford-IIIT Pet dataset (images/ and "
-                "annotations/); pass --download for the real one or --synthetic to generate one"
-            )
-    except (ValueError, OSError, backend.DeviceError) as exc:
-        print(f"train_pets.py: error: {exc}", file=sys.stderr)
-        return 2
-    training.fit(config, resume=args.resume, progress=not args.quiet)
-    out = Path(config.out)
-    logging.info("plots: %s", out / "plots")
-    logging.info("checkpoints: %s", out / "checkpoints")
-    logging.info("history: %s, test metrics: %s", out / "history.json", out / "test_metrics.json")
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse has printed the usage and the message
+        return int(exc.code or 0)
+    with console_logging():
+        try:
+            config = config_from(args, parser)
+            config.validate()
+            backend.array_module(config.device)
+            prepare_data(args, Path(config.data_dir))
+            run = training.prepare(config, resume=args.resume)
+        except (ValueError, OSError, backend.DeviceError) as exc:
+            return fail(str(exc))
+        try:
+            training.train(run, progress=not args.quiet)
+        except KeyboardInterrupt:
+            last = Path(config.out) / "checkpoints" / "last.safetensors"
+            if last.exists():
+                return fail(f"interrupted; continue with --resume {last}", 130)
+            return fail("interrupted before the first epoch ended", 130)
+        except FloatingPointError as exc:
+            return fail(str(exc), 1)
+        out = Path(config.out)
+        log.info("plots: %s", out / "plots")
+        log.info("checkpoints: %s", out / "checkpoints")
+        log.info("history: %s; test metrics: %s", out / "history.json", out / "test_metrics.json")
     return 0
 
 

@@ -1,21 +1,25 @@
 """The train/eval loop of the main job: data, model, loss, optimizer, scheduler, metrics,
 checkpoints, early stopping and the history, on top of the rest of the package.
 
-``run(config)`` trains ``config.model`` on the Oxford-IIIT Pet folder ``config.data_dir``
+``fit(config)`` trains ``config.model`` on the Oxford-IIIT Pet folder ``config.data_dir``
 (the real dataset or the synthetic one) and writes into ``config.out``:
 
 - ``history.json`` / ``history.csv``: one row per epoch (``epoch``, ``train_loss``,
-  ``val_loss``, ``val_miou``, ``val_dice``, ``val_pixel_acc``, ``lr``, ``seconds``, ...);
+  ``val_loss``, ``val_miou``, ``val_dice``, ``val_pixel_acc``, ``lr``, ``seconds``,
+  ``images_per_s``);
 - ``config.json``;
 - ``checkpoints/last.safetensors`` after every epoch and ``checkpoints/best.safetensors``
   (best validation mean IoU), each the whole training state: model, optimizer, scheduler,
-  epoch, RNG state, history and config, written atomically by :func:`minigrad.save`;
+  epoch, RNG state, history and config, written atomically by :func:`minigrad.save` (a run
+  killed during a write leaves the previous file whole);
 - ``plots/curves.png``, ``plots/samples.png``, ``plots/roc.png``;
 - ``test_metrics.json``: the best model on the test split.
 
-A run resumed from a checkpoint (``resume=``) continues exactly where it stopped: the
-loader's order and augmentation depend only on (seed, epoch), and the checkpoint restores
-the optimizer, scheduler and the generator behind dropout.
+``fit`` is :func:`prepare` (everything that can fail on bad settings or data, before any
+training) followed by :func:`train`. A run resumed from a checkpoint continues exactly where
+it stopped: the loader's order and augmentation depend only on (seed, epoch), and the
+checkpoint restores the model, optimizer, scheduler, loop state and the generator behind
+dropout, so on the CPU the resumed history equals the uninterrupted one bit for bit.
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ import json
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass, fields
+import warnings
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +41,7 @@ from layers.utils import clip_grad_norm_
 from minigrad import backend, optim
 from minigrad.optim import lr_scheduler
 from segmentation import losses, metrics
-from segmentation.data.loader import DataLoader, random_split
+from segmentation.data.loader import DataLoader, Subset, random_split
 from segmentation.data.oxford_pets import OxfordIIITPet
 from segmentation.data.transforms import eval_transform, train_transform
 from segmentation.models import MODELS
@@ -47,6 +52,27 @@ LOSSES = ("ce", "weighted_ce", "dice", "jaccard", "focal", "ce+dice", "focal+dic
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 SCHEDULERS = ("none", "cosine", "step", "multistep", "plateau")
 WIDTH_MODELS = ("unet", "fast_unet")
+# (divisor, smallest side) of each model's input: FCN's five stride-2 stages need 32; SegNet
+# at its default depth 4 needs 2 ** (2 * 4 - 1) = 128; the U-Nets pad odd sizes.
+SIZE_RULES = {
+    "unet": (1, 16),
+    "fast_unet": (1, 16),
+    "resnet34_unet": (1, 32),
+    "fcn": (32, 32),
+    "segnet": (128, 128),
+}
+# Settings a resumed run must share with its checkpoint: they fix the weights' shapes, the
+# optimizer and scheduler state's meaning, and which images are train, val and test.
+RESUME_FIXED = (
+    "model",
+    "base_channels",
+    "num_classes",
+    "optimizer",
+    "scheduler",
+    "seed",
+    "subset",
+    "val_fraction",
+)
 HISTORY_KEYS = (
     "epoch",
     "train_loss",
@@ -58,6 +84,7 @@ HISTORY_KEYS = (
     "seconds",
     "images_per_s",
 )
+ROC_STRIDE = 7
 
 
 @dataclass
@@ -88,6 +115,7 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Raise ValueError naming the first field with a value the run cannot use."""
+        _check_types(self)
         choices = {
             "model": tuple(MODELS),
             "loss": LOSSES,
@@ -98,8 +126,7 @@ class TrainConfig:
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
-        positive = ("epochs", "batch_size", "img_size", "lr")
-        for name in positive:
+        for name in ("epochs", "batch_size", "img_size", "lr"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
         if not 0 < self.subset <= 1:
@@ -107,7 +134,7 @@ class TrainConfig:
         if not 0 < self.val_fraction < 1:
             raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction!r}")
         for name in ("weight_decay", "early_stopping", "clip_grad_norm", "num_workers", "seed"):
-            if getattr(self, name) < 0:
+            if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         if self.base_channels is not None:
             if self.model not in WIDTH_MODELS:
@@ -116,42 +143,81 @@ class TrainConfig:
                 )
             if self.base_channels < 1:
                 raise ValueError(f"base_channels must be positive, got {self.base_channels!r}")
-        divisor = _size_divisor(self)
-        if self.img_size % divisor:
+        divisor, smallest = SIZE_RULES[self.model]
+        if self.img_size < smallest or self.img_size % divisor:
             raise ValueError(
-                f"img_size {self.img_size} must be divisible by {divisor} for {self.model!r}"
+                f"img_size for {self.model!r} must be a multiple of {divisor} and at least "
+                f"{smallest}, got {self.img_size}"
             )
 
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
+        """A config from a dict such as ``config.json``; unknown keys are ignored."""
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known})
 
 
-def _size_divisor(config: TrainConfig) -> int:
-    if config.model == "fcn":
-        return 32
-    if config.model == "segnet":
-        return MODELS["segnet"]().divisor
-    return 1
+def _check_types(config: TrainConfig) -> None:
+    """TypeError naming a field whose value is not of its default's type (ints pass as floats;
+    base_channels may be None)."""
+    for f in fields(config):
+        value, default = getattr(config, f.name), f.default
+        if f.name == "base_channels":
+            ok = value is None or (isinstance(value, int) and not isinstance(value, bool))
+            expected = "int or None"
+        elif isinstance(default, bool):
+            ok, expected = isinstance(value, bool), "bool"
+        elif isinstance(default, float):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            expected = "float"
+        else:
+            ok = isinstance(value, type(default)) and not isinstance(value, bool)
+            expected = type(default).__name__
+        if not ok:
+            raise ValueError(f"{f.name} must be {expected}, got {value!r}")
+
+
+def check_resumable(config: TrainConfig, saved: dict, path) -> None:
+    """ValueError naming each :data:`RESUME_FIXED` setting where ``config`` differs from the
+    checkpoint ``path``'s config ``saved``."""
+    changed = [
+        f"{name}={getattr(config, name)!r} (checkpoint: {saved.get(name)!r})"
+        for name in RESUME_FIXED
+        if saved.get(name) != getattr(config, name)
+    ]
+    if changed:
+        raise ValueError(f"cannot resume from {path} with other settings: {', '.join(changed)}")
 
 
 # ---- building the parts ------------------------------------------------------------------
 def build_model(config: TrainConfig):
+    """``config.model`` for 3-channel images and ``config.num_classes`` classes, on the CPU."""
     kwargs = {"in_channels": 3, "num_classes": config.num_classes}
     if config.base_channels is not None:
         kwargs["base_channels"] = config.base_channels
     return MODELS[config.model](**kwargs)
 
 
+def dataset_masks(dataset):
+    """The masks of ``dataset`` one by one; for an OxfordIIITPet (or Subsets of one) read
+    without decoding the images."""
+    indices = range(len(dataset))
+    while isinstance(dataset, Subset):
+        indices = [dataset.indices[i] for i in indices]
+        dataset = dataset.dataset
+    if isinstance(dataset, OxfordIIITPet):
+        return (dataset.load_mask(i) for i in indices)
+    return (dataset[i][1] for i in indices)
+
+
 def build_loss(config: TrainConfig, train_set=None):
-    """The loss named by ``config.loss``; "weighted_ce" counts the training masks' pixels
-    for seed 001's class weights."""
+    """The loss named by ``config.loss`` on ``config.device``; "weighted_ce" counts the
+    training masks' pixels for seed 001's class weights (``train_set`` is required then)."""
     if config.loss == "weighted_ce":
-        masks = (train_set[i][1] for i in range(len(train_set)))
-        weights = losses.class_weights_from_frequency(masks, config.num_classes)
-        weight = mg.tensor(np.asarray(weights, dtype=np.float32), device=config.device)
-        return losses.CrossEntropyLoss(weight=weight)
+        if train_set is None:
+            raise ValueError("the weighted_ce loss needs the training set for its weights")
+        weights = losses.class_weights_from_frequency(dataset_masks(train_set), config.num_classes)
+        return losses.CrossEntropyLoss(weight=weights).to(config.device)
     parts = {
         "ce": losses.CrossEntropyLoss,
         "dice": losses.DiceLoss,
@@ -160,11 +226,13 @@ def build_loss(config: TrainConfig, train_set=None):
     }
     names = config.loss.split("+")
     if len(names) == 1:
-        return parts[names[0]]()
-    return losses.ComboLoss([parts[name]() for name in names], [1.0] * len(names))
+        return parts[names[0]]().to(config.device)
+    return losses.ComboLoss([parts[name]() for name in names]).to(config.device)
 
 
 def build_optimizer(config: TrainConfig, params):
+    """``config.optimizer`` at ``config.lr`` and ``config.weight_decay`` (SGD with momentum
+    0.9; everything else at PyTorch's defaults)."""
     params = list(params)
     wd = config.weight_decay
     if config.optimizer == "adam":
@@ -177,7 +245,9 @@ def build_optimizer(config: TrainConfig, params):
 
 
 def build_scheduler(config: TrainConfig, optimizer):
-    """An epoch-stepped scheduler, or None; "plateau" watches the validation loss."""
+    """An epoch-stepped scheduler, or None: cosine over all epochs; step (x0.1 every third
+    of the run); multistep (x0.1 at half and three quarters); plateau (x0.5 after 2 epochs
+    without a lower validation loss)."""
     epochs = config.epochs
     if config.scheduler == "cosine":
         return lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
@@ -193,14 +263,18 @@ def build_scheduler(config: TrainConfig, optimizer):
 
 def build_datasets(config: TrainConfig) -> tuple:
     """(train, val, test) from the data folder: trainval split into train and val by
-    ``val_fraction``, each split first cut to ``subset`` (seeded)."""
+    ``val_fraction``, each split first cut to ``subset`` (seeded). Bad samples are left out
+    with a warning; an empty split is a ValueError."""
     target = "trimap" if config.num_classes == 3 else "binary"
     trainval = OxfordIIITPet(config.data_dir, "trainval", target, skip_bad=True)
     test = OxfordIIITPet(config.data_dir, "test", target, skip_bad=True)
-    if config.subset < 1:
-        trainval = random_split(trainval, [config.subset, 1 - config.subset], config.seed)[0]
-        test = random_split(test, [config.subset, 1 - config.subset], config.seed)[0]
-    train, val = random_split(trainval, [1 - config.val_fraction, config.val_fraction], config.seed)
+    with warnings.catch_warnings():  # an empty split is the error below (or a dropped rest)
+        warnings.simplefilter("ignore", UserWarning)
+        if config.subset < 1:
+            trainval = random_split(trainval, [config.subset, 1 - config.subset], config.seed)[0]
+            test = random_split(test, [config.subset, 1 - config.subset], config.seed)[0]
+        fractions = [1 - config.val_fraction, config.val_fraction]
+        train, val = random_split(trainval, fractions, config.seed)
     for name, part in (("train", train), ("validation", val), ("test", test)):
         if len(part) == 0:
             raise ValueError(
@@ -211,6 +285,8 @@ def build_datasets(config: TrainConfig) -> tuple:
 
 
 def build_loaders(config: TrainConfig, train, val, test) -> tuple:
+    """Train (shuffled, augmented, last partial batch dropped) and val/test (in order,
+    deterministic resize) loaders."""
     size = config.img_size
     common = {"batch_size": config.batch_size, "seed": config.seed}
     train_loader = DataLoader(
@@ -230,43 +306,46 @@ def build_loaders(config: TrainConfig, train, val, test) -> tuple:
 
 
 # ---- one epoch ---------------------------------------------------------------------------
-def train_one_epoch(model, loader, loss_fn, optimizer, config, progress: bool = True) -> dict:
-    """One pass over ``loader``: mean training loss and images per second."""
+def train_one_epoch(
+    model, loader, loss_fn, optimizer, config, progress: bool = True, desc: str = "train"
+) -> dict:
+    """One pass over ``loader`` with a progress bar (loss and images per second):
+    ``{"train_loss": mean over images, "images_per_s": ...}``."""
     model.train()
     total, count, start = 0.0, 0, time.perf_counter()
-    bar = tqdm(loader, desc="train", leave=False, disable=not progress, unit="batch")
-    for images, masks in bar:
+    bar = tqdm(loader, desc=desc, leave=False, disable=not progress, unit="batch")
+    for batch, (images, masks) in enumerate(bar):
         x = mg.tensor(images, device=config.device)
         y = mg.tensor(masks, device=config.device)
         optimizer.zero_grad()
         loss = loss_fn(model(x), y)
+        value = loss.item()
+        if not math.isfinite(value):
+            raise FloatingPointError(
+                f"training loss became {value} at batch {batch}; lower --lr or set --clip-grad-norm"
+            )
         loss.backward()
         if config.clip_grad_norm:
             clip_grad_norm_(model.parameters(), config.clip_grad_norm)
         optimizer.step()
-        value = loss.item()
-        if not math.isfinite(value):
-            raise FloatingPointError(
-                f"training loss became {value} at batch {count // config.batch_size}; "
-                "lower --lr or set --clip-grad-norm"
-            )
         total += value * len(images)
         count += len(images)
-        bar.set_postfix(
-            loss=f"{total / count:.4f}", img_s=f"{count / (time.perf_counter() - start):.1f}"
-        )
+        rate = count / max(time.perf_counter() - start, 1e-9)
+        bar.set_postfix(loss=f"{total / count:.4f}", img_s=f"{rate:.1f}")
     seconds = time.perf_counter() - start
     return {"train_loss": total / max(count, 1), "images_per_s": count / max(seconds, 1e-9)}
 
 
 def evaluate(model, loader, loss_fn, num_classes: int, device: str, roc_stride: int = 0):
-    """Loss and confusion-matrix metrics over ``loader`` in eval mode without grad.
+    """Loss (mean over images) and confusion-matrix metrics over ``loader``, in eval mode
+    without grad: ``loss``, ``miou``, ``dice`` (mean over classes present), ``pixel_acc``,
+    ``per_class_iou``.
 
     With ``roc_stride`` > 0, every ``roc_stride``-th pixel's class probabilities are kept
-    for ROC curves (``result["scores"]``, ``result["targets"]``)."""
+    for ROC curves: ``scores`` (P, C) float32 and ``targets`` (P,) on the host."""
     model.eval()
     matrix = metrics.ConfusionMatrix(num_classes)
-    total, count, scores, targets = 0.0, 0, [], []
+    total, count, pixels, scores, targets = 0.0, 0, 0, [], []
     with mg.no_grad():
         for images, masks in loader:
             x, y = mg.tensor(images, device=device), mg.tensor(masks, device=device)
@@ -274,14 +353,17 @@ def evaluate(model, loader, loss_fn, num_classes: int, device: str, roc_stride: 
             total += loss_fn(logits, y).item() * len(images)
             count += len(images)
             matrix.update(logits.data.argmax(axis=1), y.data)
-            if roc_stride:
+            if roc_stride:  # every roc_stride-th pixel of the whole set, whatever the batches
+                keep = slice((-pixels) % roc_stride, None, roc_stride)
                 probs = mg.functional.softmax(logits, dim=1).numpy()
-                scores.append(probs.transpose(0, 2, 3, 1).reshape(-1, num_classes)[::roc_stride])
-                targets.append(masks.reshape(-1)[::roc_stride])
+                scores.append(probs.transpose(0, 2, 3, 1).reshape(-1, num_classes)[keep])
+                targets.append(masks.reshape(-1)[keep])
+                pixels += masks.size
+    per_class_dice = backend.to_host(matrix.dice())
     result = {
         "loss": total / max(count, 1),
         "miou": float(matrix.mean_iou()),
-        "dice": float(np.nanmean(backend.to_host(matrix.dice()))),
+        "dice": float(np.nanmean(per_class_dice)) if np.isfinite(per_class_dice).any() else 0.0,
         "pixel_acc": float(matrix.pixel_accuracy()),
         "per_class_iou": [float(v) for v in backend.to_host(matrix.iou())],
     }
@@ -293,15 +375,16 @@ def evaluate(model, loader, loss_fn, num_classes: int, device: str, roc_stride: 
 # ---- checkpoints and outputs -------------------------------------------------------------
 @dataclass
 class RunState:
-    """What the loop carries from epoch to epoch besides the model and optimizer."""
+    """What the loop carries from epoch to epoch besides the model and optimizer: the last
+    finished epoch, the best validation mIoU so far, epochs since it improved, the history."""
 
     epoch: int = -1
     best_miou: float = -math.inf
     stale_epochs: int = 0
-    history: list | None = None
+    history: list = field(default_factory=list)
 
 
-def save_checkpoint(path: Path, model, optimizer, scheduler, state: RunState, config) -> None:
+def save_checkpoint(path, model, optimizer, scheduler, state: RunState, config) -> None:
     """The whole training state in one safetensors file, written atomically."""
     mg.save(
         {
@@ -319,12 +402,23 @@ def save_checkpoint(path: Path, model, optimizer, scheduler, state: RunState, co
     )
 
 
-def load_checkpoint(path, model, optimizer=None, scheduler=None, device="cpu") -> RunState:
-    """Restore a :func:`save_checkpoint` file into fresh objects; returns the loop state."""
+def read_checkpoint(path, device: str = "cpu") -> dict:
+    """A :func:`save_checkpoint` file as a dict; ValueError if it is some other file."""
     checkpoint = mg.load(path, device=device)
-    for key in ("model", "epoch", "config"):
-        if key not in checkpoint:
-            raise ValueError(f"{path} is not a training checkpoint: it has no {key!r} entry")
+    missing = [
+        key
+        for key in ("model", "optimizer", "scheduler", "epoch", "rng", "config")
+        if not isinstance(checkpoint, dict) or key not in checkpoint
+    ]
+    if missing:
+        raise ValueError(f"{path} is not a training checkpoint: it has no {missing} entries")
+    return checkpoint
+
+
+def load_checkpoint(path, model, optimizer=None, scheduler=None, device="cpu") -> RunState:
+    """Restore a :func:`save_checkpoint` file into fresh objects, and the global generator's
+    state; returns the loop state."""
+    checkpoint = read_checkpoint(path, device)
     model.load_state_dict(checkpoint["model"])
     if optimizer is not None:
         optimizer.load_state_dict(checkpoint["optimizer"])
@@ -341,13 +435,11 @@ def load_checkpoint(path, model, optimizer=None, scheduler=None, device="cpu") -
 
 def checkpoint_config(path) -> dict:
     """The config a :func:`save_checkpoint` file was written with."""
-    checkpoint = mg.load(path)
-    if not isinstance(checkpoint, dict) or "config" not in checkpoint:
-        raise ValueError(f"{path} is not a training checkpoint: it has no 'config' entry")
-    return checkpoint["config"]
+    return read_checkpoint(path)["config"]
 
 
 def write_history(out: Path, history: list) -> None:
+    """``history.json`` (a list of per-epoch dicts) and ``history.csv`` (same rows)."""
     (out / "history.json").write_text(json.dumps(history, indent=2))
     with open(out / "history.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=HISTORY_KEYS, extrasaction="ignore")
@@ -377,91 +469,143 @@ def _epoch_line(row: dict, epochs: int) -> str:
     )
 
 
-def fit(config: TrainConfig, resume=None, progress: bool = True, stop_after: int | None = None):
-    """Train per ``config`` (resuming from the checkpoint ``resume``), writing the outputs
-    into ``config.out``; ``stop_after`` ends the run after that many epochs of this call, as
-    an interruption would. Returns the history (a list of per-epoch dicts)."""
+# ---- the run -----------------------------------------------------------------------------
+@dataclass
+class Run:
+    """A prepared run: the parts :func:`train` needs, built and checked by :func:`prepare`."""
+
+    config: TrainConfig
+    model: object
+    optimizer: object
+    scheduler: object
+    loss_fn: object
+    train_loader: DataLoader
+    val_loader: DataLoader
+    test_loader: DataLoader
+    val_set: object
+    state: RunState
+
+
+def prepare(config: TrainConfig, resume=None) -> Run:
+    """Check ``config``, read the data, build the parts and restore ``resume`` (a checkpoint
+    path) into them. Everything that bad settings or data make fail, fails here, before
+    any output is written: ValueError (settings, empty splits, a checkpoint of another run),
+    OSError (missing files), DeviceError (no GPU)."""
     config.validate()
     backend.array_module(config.device)
-    out = Path(config.out)
-    (out / "checkpoints").mkdir(parents=True, exist_ok=True)
-    (out / "plots").mkdir(exist_ok=True)
+    checkpoint = None
+    if resume is not None:
+        checkpoint = read_checkpoint(resume, config.device)
+        check_resumable(config, checkpoint["config"], resume)
     mg.manual_seed(config.seed)
-    train, val, test = build_datasets(config)
-    train_loader, val_loader, test_loader = build_loaders(config, train, val, test)
+    train_set, val_set, test_set = build_datasets(config)
+    loaders = build_loaders(config, train_set, val_set, test_set)
     model = build_model(config).to(config.device)
     optimizer = build_optimizer(config, model.parameters())
     scheduler = build_scheduler(config, optimizer)
-    loss_fn = build_loss(config, train)
-    state = RunState(history=[])
-    if resume is not None:
+    loss_fn = build_loss(config, train_set)
+    state = RunState()
+    if checkpoint is not None:
         state = load_checkpoint(resume, model, optimizer, scheduler, config.device)
-    (out / "config.json").write_text(json.dumps(asdict(config), indent=2))
     log.info(
         "%s: %s parameters; %d train, %d val, %d test images",
         config.model,
         f"{sum(p.numel() for p in model.parameters()):,}",
-        len(train),
-        len(val),
-        len(test),
+        len(train_set),
+        len(val_set),
+        len(test_set),
     )
+    return Run(config, model, optimizer, scheduler, loss_fn, *loaders, val_set, state)
+
+
+def _stopped_early(config: TrainConfig, state: RunState) -> bool:
+    return bool(config.early_stopping) and state.stale_epochs >= config.early_stopping
+
+
+def train(run: Run, progress: bool = True, stop_after: int | None = None) -> list:
+    """Run the epochs ``run`` has left (stopping early after ``config.early_stopping`` epochs
+    without a better validation mIoU), writing history and checkpoints after each, then
+    :func:`finish`. ``stop_after`` ends the call after that many epochs, without
+    :func:`finish`, as an interruption would. Returns the history."""
+    config, state = run.config, run.state
+    out = Path(config.out)
+    (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+    (out / "plots").mkdir(exist_ok=True)
+    (out / "config.json").write_text(json.dumps(asdict(config), indent=2))
     epochs_run = 0
     for epoch in range(state.epoch + 1, config.epochs):
+        if _stopped_early(config, state):
+            break
         if stop_after is not None and epochs_run >= stop_after:
             return state.history
-        start = time.perf_counter()
-        train_loader.set_epoch(epoch)
-        lr = current_lr(optimizer)
-        row = {
-            "epoch": epoch,
-            **train_one_epoch(model, train_loader, loss_fn, optimizer, config, progress),
-        }
-        scores = evaluate(model, val_loader, loss_fn, config.num_classes, config.device)
-        _step_scheduler(scheduler, scores["loss"])
-        row.update(
-            val_loss=scores["loss"],
-            val_miou=scores["miou"],
-            val_dice=scores["dice"],
-            val_pixel_acc=scores["pixel_acc"],
-            lr=lr,
-            seconds=time.perf_counter() - start,
-        )
-        state.history.append(row)
-        state.epoch = epoch
-        improved = scores["miou"] > state.best_miou
-        state.best_miou = max(state.best_miou, scores["miou"])
-        state.stale_epochs = 0 if improved else state.stale_epochs + 1
-        save_checkpoint(
-            out / "checkpoints" / "last.safetensors", model, optimizer, scheduler, state, config
-        )
-        if improved:
-            save_checkpoint(
-                out / "checkpoints" / "best.safetensors", model, optimizer, scheduler, state, config
-            )
-        write_history(out, state.history)
-        log.info(_epoch_line(row, config.epochs))
+        _run_epoch(run, epoch, progress)
         epochs_run += 1
-        if config.early_stopping and state.stale_epochs >= config.early_stopping:
-            log.info("early stopping: no better validation mIoU for %d epochs", state.stale_epochs)
-            break
-    finish(config, model, loss_fn, state, val, test_loader)
+    if _stopped_early(config, state):
+        log.info("early stopping: no better validation mIoU for %d epochs", state.stale_epochs)
+    finish(run)
     return state.history
 
 
-def finish(config: TrainConfig, model, loss_fn, state: RunState, val, test_loader) -> dict:
-    """Evaluate the best checkpoint on the test split; write test_metrics.json and plots."""
+def _run_epoch(run: Run, epoch: int, progress: bool) -> None:
+    """Train and validate one epoch, step the scheduler, write checkpoints and history."""
+    config, state = run.config, run.state
+    start = time.perf_counter()
+    run.train_loader.set_epoch(epoch)
+    lr = current_lr(run.optimizer)
+    desc = f"epoch {epoch + 1}/{config.epochs}"
+    trained = train_one_epoch(
+        run.model, run.train_loader, run.loss_fn, run.optimizer, config, progress, desc
+    )
+    scores = evaluate(run.model, run.val_loader, run.loss_fn, config.num_classes, config.device)
+    _step_scheduler(run.scheduler, scores["loss"])
+    row = {
+        "epoch": epoch,
+        "train_loss": trained["train_loss"],
+        "val_loss": scores["loss"],
+        "val_miou": scores["miou"],
+        "val_dice": scores["dice"],
+        "val_pixel_acc": scores["pixel_acc"],
+        "lr": lr,
+        "seconds": time.perf_counter() - start,
+        "images_per_s": trained["images_per_s"],
+    }
+    state.history.append(row)
+    state.epoch = epoch
+    improved = scores["miou"] > state.best_miou
+    state.best_miou = max(state.best_miou, scores["miou"])
+    state.stale_epochs = 0 if improved else state.stale_epochs + 1
+    folder = Path(config.out) / "checkpoints"
+    parts = (run.model, run.optimizer, run.scheduler, state, config)
+    save_checkpoint(folder / "last.safetensors", *parts)
+    if improved:
+        save_checkpoint(folder / "best.safetensors", *parts)
+    write_history(Path(config.out), state.history)
+    log.info(_epoch_line(row, config.epochs))
+
+
+def finish(run: Run) -> dict:
+    """Evaluate the best checkpoint's weights on the test split; write test_metrics.json
+    and the plots. Returns the test metrics."""
     from segmentation import viz
 
+    config = run.config
     out = Path(config.out)
     best = out / "checkpoints" / "best.safetensors"
     if best.exists():
-        load_checkpoint(best, model, device=config.device)
-    result = evaluate(model, test_loader, loss_fn, config.num_classes, config.device, roc_stride=7)
+        run.model.load_state_dict(read_checkpoint(best, config.device)["model"])
+    result = evaluate(
+        run.model,
+        run.test_loader,
+        run.loss_fn,
+        config.num_classes,
+        config.device,
+        roc_stride=ROC_STRIDE,
+    )
     test_metrics = {k: result[k] for k in ("loss", "miou", "dice", "pixel_acc", "per_class_iou")}
     (out / "test_metrics.json").write_text(json.dumps(test_metrics, indent=2))
-    viz.plot_curves(state.history, out / "plots" / "curves.png")
+    viz.plot_curves(run.state.history, out / "plots" / "curves.png")
     viz.plot_roc(result["scores"], result["targets"], config.num_classes, out / "plots" / "roc.png")
-    viz.plot_samples(model, val, config, out / "plots" / "samples.png")
+    viz.plot_samples(run.model, run.val_set, config, out / "plots" / "samples.png")
     log.info(
         "test: mIoU %.4f  dice %.4f  pixel acc %.4f",
         test_metrics["miou"],
@@ -469,3 +613,10 @@ def finish(config: TrainConfig, model, loss_fn, state: RunState, val, test_loade
         test_metrics["pixel_acc"],
     )
     return test_metrics
+
+
+def fit(config: TrainConfig, resume=None, progress: bool = True, stop_after: int | None = None):
+    """:func:`prepare` then :func:`train`: train per ``config`` (resuming from the
+    checkpoint ``resume``), writing the outputs into ``config.out``. Returns the history (a
+    list of per-epoch dicts)."""
+    return train(prepare(config, resume), progress=progress, stop_after=stop_after)

@@ -18,25 +18,35 @@ from segmentation import metrics  # noqa: E402
 from segmentation.data.transforms import IMAGENET_MEAN, IMAGENET_STD, eval_transform  # noqa: E402
 
 CLASS_NAMES = {3: ("pet", "background", "border"), 2: ("background", "pet")}
-COLOURS = np.array([[230, 80, 40], [40, 90, 200], [250, 220, 60]], dtype=np.uint8)
+PET, BACKGROUND, BORDER = (230, 80, 40), (40, 90, 200), (250, 220, 60)
+PALETTES = {
+    3: np.array([PET, BACKGROUND, BORDER], dtype=np.uint8),
+    2: np.array([BACKGROUND, PET], dtype=np.uint8),
+}
 
 
 def plot_curves(history: list, path) -> None:
-    """Training and validation loss, and validation mean IoU, per epoch."""
+    """Training and validation loss (left), validation mean IoU and Dice (right), per epoch."""
     epochs = [row["epoch"] + 1 for row in history]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     left.plot(epochs, [r["train_loss"] for r in history], "o-", label="train")
     left.plot(epochs, [r["val_loss"] for r in history], "o-", label="validation")
     left.set(xlabel="epoch", ylabel="loss", title="Loss")
     left.legend()
-    right.plot(epochs, [r["val_miou"] for r in history], "o-", color="tab:green")
-    right.set(xlabel="epoch", ylabel="mean IoU", title="Validation mean IoU")
+    right.plot(epochs, [r["val_miou"] for r in history], "o-", label="mean IoU")
+    right.plot(epochs, [r["val_dice"] for r in history], "s--", label="Dice")
+    right.set(xlabel="epoch", ylabel="score", title="Validation mean IoU and Dice")
+    right.legend()
     _save(fig, path)
 
 
-def overlay(image: np.ndarray, mask: np.ndarray, alpha: float = 0.45) -> np.ndarray:
-    """``image`` (H, W, 3) uint8 with each class of ``mask`` (H, W) tinted in its colour."""
-    tint = COLOURS[np.clip(mask, 0, len(COLOURS) - 1)]
+def overlay(
+    image: np.ndarray, mask: np.ndarray, num_classes: int = 3, alpha: float = 0.45
+) -> np.ndarray:
+    """``image`` (H, W, 3) uint8 with each class of ``mask`` (H, W) tinted in its colour
+    (:data:`PALETTES`: pet orange, background blue, border yellow)."""
+    palette = PALETTES[num_classes]
+    tint = palette[np.clip(mask, 0, len(palette) - 1)]
     return (image * (1 - alpha) + tint * alpha).astype(np.uint8)
 
 
@@ -57,7 +67,8 @@ def plot_samples(model, dataset, config, path, count: int = 4) -> None:
             logits = model(mg.tensor(image[None], device=config.device))
         pred = logits.numpy()[0].argmax(axis=0)
         rgb = _denormalize(image)
-        panels = (rgb, overlay(rgb, mask), overlay(rgb, pred))
+        c = config.num_classes
+        panels = (rgb, overlay(rgb, mask, c), overlay(rgb, pred, c))
         for ax, panel, title in zip(
             axes[row], panels, ("image", "true mask", "predicted"), strict=True
         ):
@@ -68,7 +79,8 @@ def plot_samples(model, dataset, config, path, count: int = 4) -> None:
 
 
 def plot_roc(scores: np.ndarray, targets: np.ndarray, num_classes: int, path) -> None:
-    """One-vs-rest ROC curve per class from pixel probabilities (P, C) and labels (P,)."""
+    """One-vs-rest ROC curve per class from pixel probabilities (P, C) and labels (P,); a
+    class that is absent (or everywhere) has no curve."""
     fig, ax = plt.subplots(figsize=(5, 5))
     names = CLASS_NAMES.get(num_classes, [str(c) for c in range(num_classes)])
     for c in range(num_classes):
@@ -77,7 +89,7 @@ def plot_roc(scores: np.ndarray, targets: np.ndarray, num_classes: int, path) ->
             continue
         fpr, tpr, _ = metrics.roc_curve(scores[:, c], positive)
         ax.plot(fpr, tpr, label=f"{names[c]} (AUC {metrics.auc(fpr, tpr):.3f})")
-    ax.plot([0, 1], [0, 1], "k--", linewidth=0.8)
+    ax.plot([0, 1], [0, 1], "k--", linewidth=0.8, label="chance")
     ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC per class")
     ax.legend(loc="lower right")
     _save(fig, path)
