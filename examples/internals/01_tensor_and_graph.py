@@ -4,13 +4,15 @@ A Tensor is an array (``.data``: numpy on "cpu", cupy on "gpu"), its gradient (`
 the Function that made it (``.grad_fn``, None for a leaf). Every op on a tensor that requires
 grad runs a Function (minigrad/autograd.py) whose ``inputs`` are Edges: where the gradient of
 each input goes, the Function that made it or the leaf itself, with the input's shape and dtype
-but not its data. ``minigrad.debug.to_dot`` prints that graph as Graphviz DOT text.
+but not its data, so an intermediate array lives on only if a backward saved it.
+``minigrad.debug.to_dot`` prints the graph as Graphviz DOT text.
 
 Run: python examples/internals/01_tensor_and_graph.py
 """
 
 import re
 import sys
+import weakref
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -72,6 +74,21 @@ def main() -> None:
     loss.backward()
     assert x.grad.shape == x.shape and w.grad.shape == w.shape
     print("x.grad =\n", x.grad.numpy())
+
+    # Edges hold no data: an intermediate array lives on only if a backward saved it.
+    h = x @ w
+    h_array = weakref.ref(h.data)
+    total = h.sum()  # Sum's backward needs only h's shape
+    del h
+    assert h_array() is None and total.grad_fn.inputs[0].shape == (2, 1)
+    h = x @ w
+    h_array = weakref.ref(h.data)
+    square = (h * h).sum()  # Mul's backward needs h: it is saved
+    del h
+    assert h_array() is not None
+    square.backward()  # the walk releases each Function after its backward: h goes
+    assert h_array() is None
+    print("an intermediate is freed at once unless a backward saved it, and then after it")
 
     # Under no_grad nothing is recorded: no grad_fn, no graph.
     with mg.no_grad():
