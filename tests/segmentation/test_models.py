@@ -169,3 +169,30 @@ def test_fast_unet_reordered_reduce_conv_commutes_with_the_upsampling():
     with mg.no_grad():
         got = ours(mg.tensor(x)).numpy()
     assert _relative_error(got, expected) < 1e-12
+
+
+def test_ten_adam_steps_of_a_small_fast_unet_follow_pytorch_step_by_step():
+    """Same initial weights, data and Adam settings: the losses agree at every step."""
+    import minigrad.functional as F
+    from minigrad import optim
+
+    ours, theirs = _pair("FastUNet", {"base_channels": 4}, np.float32, "cpu")
+    our_opt = optim.Adam(ours.parameters(), lr=1e-3)
+    their_opt = torch.optim.Adam(theirs.parameters(), lr=1e-3)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 3, 32, 32)).astype(np.float32)
+    y = rng.integers(0, 3, size=(2, 32, 32))
+    ours_losses, their_losses = [], []
+    for _ in range(10):
+        our_opt.zero_grad()
+        loss = F.cross_entropy(ours(mg.tensor(x)), mg.tensor(y))
+        loss.backward()
+        our_opt.step()
+        ours_losses.append(loss.item())
+        their_opt.zero_grad()
+        their_loss = torch.nn.functional.cross_entropy(theirs(torch.tensor(x)), torch.tensor(y))
+        their_loss.backward()
+        their_opt.step()
+        their_losses.append(their_loss.item())
+    np.testing.assert_allclose(ours_losses, their_losses, rtol=2e-4)
+    assert ours_losses[-1] < ours_losses[0]
