@@ -153,12 +153,6 @@ def _compare_buffers(ours, theirs, dtype, reduction) -> None:
 
 @pytest.fixture(scope="session")
 def parity():
-    """This module's helpers (``run``, ``assert_close``, ``copy_state``, ``to_torch_state``)
-    for the layer tests; session scoped, so hypothesis tests may take it."""
-    return SimpleNamespace(
-        run=run_parity,
-        assert_close=assert_close,
-        copy_state=copy_state,
-        to_torch_state=to_torch_state,
-        torch_dtypes=TORCH_DTYPES,
-    )
+    """This module's helper as ``parity.run`` (see :func:`run_parity`); session scoped, so
+    hypothesis tests may take it."""
+    return SimpleNamespace(run=run_parity)
