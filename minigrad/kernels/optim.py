@@ -20,16 +20,19 @@ from dataclasses import dataclass
 import numpy
 
 PREAMBLE = r"""
+// Scalars arrive as doubles and are cast to T where PyTorch casts its Python floats (so
+// 1 - beta2 is computed in double, then rounded), matching the xp update operation for
+// operation.
 template <typename T>
-__device__ T optim_grad(T g, T p, T weight_decay, int maximize) {
+__device__ T optim_grad(T g, T p, double weight_decay, int maximize) {
   if (maximize) g = -g;
-  return weight_decay != T(0) ? g + weight_decay * p : g;
+  return weight_decay != 0.0 ? g + p * T(weight_decay) : g;
 }
 
 template <typename T>
-__device__ T optim_lerp(T start, T end, T weight) {
+__device__ T optim_lerp(T start, T end, double weight) {
   T diff = end - start;
-  return weight < T(0.5) ? start + weight * diff : end - diff * (T(1) - weight);
+  return weight < 0.5 ? start + diff * T(weight) : end - diff * T(1.0 - weight);
 }
 
 template <typename T>
@@ -38,52 +41,59 @@ __device__ T optim_maximum(T a, T b) {
 }
 
 template <typename T>
-__device__ void sgd_update(T& p, T* buffer, T g, T lr, T momentum, T dampening,
-                           T weight_decay, int nesterov, int maximize, int first) {
+__device__ void sgd_update(T& p, T* buffer, T g, double lr, double momentum, double dampening,
+                           double weight_decay, int nesterov, int maximize, int first) {
   g = optim_grad(g, p, weight_decay, maximize);
   T d = g;
   if (buffer) {
-    *buffer = first ? g : *buffer * momentum + (T(1) - dampening) * g;
-    d = nesterov ? g + momentum * *buffer : *buffer;
+    if (first) {
+      *buffer = g;
+    } else {
+      T kept = *buffer * T(momentum);
+      *buffer = dampening != 0.0 ? kept + g * T(1.0 - dampening) : kept + g;
+    }
+    d = nesterov ? g + *buffer * T(momentum) : *buffer;
   }
-  p -= lr * d;
+  p += d * T(-lr);
 }
 
 template <typename T>
-__device__ void adam_update(T& p, T& exp_avg, T& exp_avg_sq, T* max_exp_avg_sq, T g, T lr,
-                            T beta1, T beta2, T eps, T weight_decay, int decoupled,
-                            int maximize, T step_size, T bias_correction2_sqrt) {
-  if (decoupled) p *= T(1) - lr * weight_decay;
-  g = optim_grad(g, p, decoupled ? T(0) : weight_decay, maximize);
-  exp_avg = optim_lerp(exp_avg, g, T(1) - beta1);
-  exp_avg_sq = exp_avg_sq * beta2 + (T(1) - beta2) * g * g;
+__device__ void adam_update(T& p, T& exp_avg, T& exp_avg_sq, T* max_exp_avg_sq, T g, double lr,
+                            double beta1, double beta2, double eps, double weight_decay,
+                            int decoupled, int maximize, double step_size,
+                            double bias_correction2_sqrt) {
+  if (decoupled && weight_decay != 0.0) p *= T(1.0 - lr * weight_decay);
+  g = optim_grad(g, p, decoupled ? 0.0 : weight_decay, maximize);
+  exp_avg = optim_lerp(exp_avg, g, 1.0 - beta1);
+  exp_avg_sq = exp_avg_sq * T(beta2) + g * T(1.0 - beta2) * g;
   T second = exp_avg_sq;
   if (max_exp_avg_sq) {
     *max_exp_avg_sq = optim_maximum(*max_exp_avg_sq, exp_avg_sq);
     second = *max_exp_avg_sq;
   }
-  T denom = sqrt(second) / bias_correction2_sqrt + eps;
-  p += (-step_size * exp_avg) / denom;
+  T denom = sqrt(second) / T(bias_correction2_sqrt) + T(eps);
+  p += exp_avg * T(-step_size) / denom;
 }
 
 template <typename T>
-__device__ void rmsprop_update(T& p, T& square_avg, T* grad_avg, T* buffer, T g, T lr,
-                               T alpha, T eps, T weight_decay, T momentum, int maximize) {
+__device__ void rmsprop_update(T& p, T& square_avg, T* grad_avg, T* buffer, T g, double lr,
+                               double alpha, double eps, double weight_decay, double momentum,
+                               int maximize) {
   g = optim_grad(g, p, weight_decay, maximize);
-  square_avg = square_avg * alpha + (T(1) - alpha) * g * g;
+  square_avg = square_avg * T(alpha) + g * T(1.0 - alpha) * g;
   T avg;
   if (grad_avg) {
-    *grad_avg = optim_lerp(*grad_avg, g, T(1) - alpha);
+    *grad_avg = optim_lerp(*grad_avg, g, 1.0 - alpha);
     avg = sqrt(square_avg - *grad_avg * *grad_avg);
   } else {
     avg = sqrt(square_avg);
   }
-  avg += eps;
+  avg += T(eps);
   if (buffer) {
-    *buffer = *buffer * momentum + g / avg;
-    p -= lr * *buffer;
+    *buffer = *buffer * T(momentum) + g / avg;
+    p += *buffer * T(-lr);
   } else {
-    p += (-lr * g) / avg;
+    p += g * T(-lr) / avg;
   }
 }
 """
@@ -95,7 +105,7 @@ class Kernel:
     output arrays ``p`` and ``state`` (updated in place) in scope, as CuPy defines them."""
 
     name: str
-    scalars: tuple  # ("T lr", "int32 maximize", ...): names are coefficient fields
+    scalars: tuple  # ("float64 lr", "int32 maximize", ...): names are coefficient fields
     state: tuple  # names of the state arrays, in the update's order
     operation: str
 
@@ -113,19 +123,21 @@ class Kernel:
         for declaration in self.scalars:
             kind, name = declaration.split()
             value = getattr(c, name)
-            values.append(numpy.int32(value) if kind == "int32" else value)
+            values.append(numpy.int32(value) if kind == "int32" else numpy.float64(value))
         return values
 
 
-_SGD = ("T lr", "T momentum", "T dampening", "T weight_decay")
+_SGD = ("float64 lr", "float64 momentum", "float64 dampening", "float64 weight_decay")
 _SGD_FLAGS = ("int32 nesterov", "int32 maximize", "int32 first")
 _SGD_ARGS = "g, lr, momentum, dampening, weight_decay, nesterov, maximize, first"
-_ADAM = ("T lr", "T beta1", "T beta2", "T eps", "T weight_decay", "int32 decoupled")
-_ADAM_REST = ("int32 maximize", "T step_size", "T bias_correction2_sqrt")
+_ADAM = ("float64 lr", "float64 beta1", "float64 beta2", "float64 eps", "float64 weight_decay")
+_ADAM_REST = ("int32 decoupled", "int32 maximize", "float64 step_size")
+_ADAM_REST += ("float64 bias_correction2_sqrt",)
 _ADAM_ARGS = (
     "g, lr, beta1, beta2, eps, weight_decay, decoupled, maximize, step_size, bias_correction2_sqrt"
 )
-_RMSPROP = ("T lr", "T alpha", "T eps", "T weight_decay", "T momentum", "int32 maximize")
+_RMSPROP = ("float64 lr", "float64 alpha", "float64 eps", "float64 weight_decay")
+_RMSPROP += ("float64 momentum", "int32 maximize")
 _RMSPROP_ARGS = "g, lr, alpha, eps, weight_decay, momentum, maximize"
 
 KERNELS = {

@@ -42,7 +42,11 @@ class Work:
 
 
 def run(works: list[Work]) -> None:
-    """Apply every update: CPU ones chunk by chunk over the thread pool, GPU ones whole."""
+    """Apply every update: CPU ones chunk by chunk over the thread pool, GPU ones whole.
+
+    NaN and inf pass through silently, as in PyTorch and CuPy (a diverging run is the
+    caller's to detect): NumPy's warnings are off inside the updates.
+    """
     chunks, nbytes = [], 0
     for work in works:
         if backend.is_cpu_array(work.arrays[0]):
@@ -50,7 +54,8 @@ def run(works: list[Work]) -> None:
             nbytes += work.arrays[0].nbytes
         else:
             xp = backend.get_array_module(work.arrays[0])
-            work.update(xp, work.coefficients, work.arrays, _fresh_scratch(xp, work.arrays[0]))
+            with _quiet():
+                work.update(xp, work.coefficients, work.arrays, _fresh_scratch(xp, work.arrays[0]))
     _run_parts(_run_chunks, chunks, nbytes)
 
 
@@ -63,16 +68,28 @@ def for_each_chunk(fn: Callable, arrays: list) -> None:
             chunks.extend(_split(a, (a,)))
             nbytes += a.nbytes
         else:
-            fn(a)
+            with _quiet():
+                fn(a)
     _run_parts(lambda part: [fn(a) for (a,) in part], chunks, nbytes)
 
 
+def _quiet():
+    """NumPy warnings off for NaN and inf results (the state is per thread)."""
+    return numpy.errstate(invalid="ignore", divide="ignore", over="ignore")
+
+
 def _run_parts(fn: Callable, chunks: list, nbytes: int) -> None:
-    """``fn(part)`` over the thread pool, or inline when there is too little work."""
+    """``fn(part)`` over the thread pool, or inline when there is too little work; each
+    thread runs it with NumPy's NaN and inf warnings off."""
+
+    def quietly(part: list) -> None:
+        with _quiet():
+            fn(part)
+
     if nbytes >= PARALLEL_BYTES:
-        parallel.run_in_parts(fn, chunks)
+        parallel.run_in_parts(quietly, chunks)
     elif chunks:
-        fn(chunks)
+        quietly(chunks)
 
 
 def _split(first, arrays: tuple) -> list[tuple]:
@@ -101,12 +118,9 @@ def _chunk_size(dtype) -> int:
 
 
 def _run_chunks(chunks: list[Work]) -> None:
-    """Run CPU chunks in this thread, with this thread's scratch buffers. NaN and inf pass
-    through silently, as in PyTorch (a diverging run is the caller's to detect)."""
-    with numpy.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        for chunk in chunks:
-            scratch = _thread_scratch(chunk.arrays[0])
-            chunk.update(numpy, chunk.coefficients, chunk.arrays, scratch)
+    """Run CPU chunks in this thread, with this thread's scratch buffers."""
+    for chunk in chunks:
+        chunk.update(numpy, chunk.coefficients, chunk.arrays, _thread_scratch(chunk.arrays[0]))
 
 
 def _thread_scratch(like) -> Callable:

@@ -10,6 +10,7 @@ autograd, and compares every parameter after every step (and the state at the en
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -68,7 +69,7 @@ class Problem:
         data = [[mg.tensor(a[b], device=device) for a in (self.X, self.Y, self.k)] for b in (0, 1)]
         return params, self._closure(params, data, start)
 
-    def theirs(self):
+    def theirs(self, start: int = 0):
         """Torch's parameters and loss closure."""
         params = [
             torch.tensor(self.w0, requires_grad=True),
@@ -76,7 +77,7 @@ class Problem:
         ]
         params.append(torch.ones(2, dtype=params[0].dtype, requires_grad=True))
         data = [[torch.tensor(a[b]) for a in (self.X, self.Y, self.k)] for b in (0, 1)]
-        return params, self._closure(params, data, 0)
+        return params, self._closure(params, data, start)
 
     def _closure(self, params: list, data: list, start: int):
         calls = [start]
@@ -128,6 +129,18 @@ def assert_same_state(ours, theirs, dtype) -> None:
                 ours_value.numpy(), value.numpy(), rtol=rtol, atol=atol, err_msg=key
             )
             assert ours_value.dtype == value.numpy().dtype, key
+
+
+@pytest.fixture
+def kit():
+    """The helpers above for the test modules (which cannot import this conftest)."""
+    return SimpleNamespace(
+        Problem=Problem,
+        groups=groups,
+        one_step=one_step,
+        tolerance=tolerance,
+        TORCH_IMPLEMENTATION_FLAGS=TORCH_IMPLEMENTATION_FLAGS,
+    )
 
 
 @pytest.fixture
