@@ -11,6 +11,7 @@ import torch
 import layers as L
 import minigrad as mg
 from layers import Parameter
+from minigrad import optim
 
 
 def build(nn, zeros):
@@ -298,6 +299,27 @@ def test_to_in_place_keeps_parameter_identity(device):
     ours.to(device="cpu", dtype=mg.float32)
     assert all(p.device == "cpu" and p.dtype == np.float32 for p in params)
     assert [id(p) for p in ours.parameters()] == ids
+
+
+def test_optimizer_built_before_to_keeps_working(device):
+    """SGD with momentum over the parameters, built before the module moves and casts."""
+    model, theirs = L.Linear(3, 2), torch.nn.Linear(3, 2)
+    model.load_state_dict(theirs.state_dict())
+    opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    their_opt = torch.optim.SGD(theirs.parameters(), lr=0.1, momentum=0.9)
+    model.to(mg.float64).to(device)
+    theirs.double()
+    x = np.random.default_rng(0).standard_normal((4, 3))
+    for _ in range(3):
+        opt.zero_grad()
+        their_opt.zero_grad()
+        (model(mg.tensor(x, device=device)) ** 2).sum().backward()
+        (theirs(torch.tensor(x)) ** 2).sum().backward()
+        opt.step()
+        their_opt.step()
+    for (name, p), (_, t) in zip(model.named_parameters(), theirs.named_parameters(), strict=True):
+        assert p.device == mg.backend.canonical_device(device)
+        np.testing.assert_allclose(p.detach().numpy(), t.detach().numpy(), rtol=1e-12, err_msg=name)
 
 
 def test_to_shortcuts_and_errors():
