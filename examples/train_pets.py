@@ -67,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--clip-grad-norm", type=float, default=d.clip_grad_norm, metavar="MAX_NORM")
     add("--num-workers", type=int, default=d.num_workers)
     add("--seed", type=int, default=d.seed)
+    add("--cache-dir", default=d.cache_dir, help="cache decoded, resized images here")
     add("--out", default=d.out)
     add(
         "--resume", metavar="CHECKPOINT", help="continue from e.g. OUT/checkpoints/last.safetensors"

@@ -41,6 +41,7 @@ from layers.utils import clip_grad_norm_
 from minigrad import backend, optim
 from minigrad.optim import lr_scheduler
 from segmentation import losses, metrics
+from segmentation.data.cache import CachedDataset
 from segmentation.data.loader import DataLoader, Subset, random_split
 from segmentation.data.oxford_pets import OxfordIIITPet
 from segmentation.data.transforms import eval_transform, train_transform
@@ -112,6 +113,7 @@ class TrainConfig:
     clip_grad_norm: float = 0.0
     num_workers: int = 2
     seed: int = 0
+    cache_dir: str | None = None
 
     def validate(self) -> None:
         """Raise ValueError naming the first field with a value the run cannot use."""
@@ -165,6 +167,8 @@ def _check_types(config: TrainConfig) -> None:
         if f.name == "base_channels":
             ok = value is None or (isinstance(value, int) and not isinstance(value, bool))
             expected = "int or None"
+        elif f.name == "cache_dir":
+            ok, expected = value is None or isinstance(value, str), "str or None"
         elif isinstance(default, bool):
             ok, expected = isinstance(value, bool), "bool"
         elif isinstance(default, float):
@@ -286,8 +290,14 @@ def build_datasets(config: TrainConfig) -> tuple:
 
 def build_loaders(config: TrainConfig, train, val, test) -> tuple:
     """Train (shuffled, augmented, last partial batch dropped) and val/test (in order,
-    deterministic resize) loaders."""
+    deterministic resize) loaders; with ``config.cache_dir`` each split is read through a
+    decoded-and-resized :class:`CachedDataset` there (filled during the first epoch; the
+    batches are the same as without it)."""
     size = config.img_size
+    if config.cache_dir is not None:
+        train, val, test = (
+            CachedDataset(part, size, config.cache_dir) for part in (train, val, test)
+        )
     common = {"batch_size": config.batch_size, "seed": config.seed}
     train_loader = DataLoader(
         train,

@@ -187,6 +187,25 @@ def test_interrupted_checkpoint_write_keeps_the_previous_one(
     assert stable(history) == stable(baseline[1])
 
 
+def test_cache_gives_the_same_batches(pets, baseline, tmp_path, monkeypatch):
+    """With --cache-dir the first epoch fills the cache and matches the uncached run; a
+    second run reads every image from the cache (decoding would fail) to the same numbers."""
+    config = tiny(pets, tmp_path / "run", cache_dir=str(tmp_path / "cache"))
+    history = fit_with_dropout(config, progress=False, stop_after=1)
+    assert stable(history) == stable(baseline[1][:1])
+    filled = sorted(p.name.split("-")[1] for p in (tmp_path / "cache").glob("*.filled.npy"))
+    assert filled == ["20x32x32", "4x32x32"]  # train and val (test is read at the end)
+
+    def no_decoding(self, index):
+        raise AssertionError("decoded an image the cache holds")
+
+    monkeypatch.setattr(OxfordIIITPet, "load_image", no_decoding)
+    again = fit_with_dropout(
+        replace(config, out=str(tmp_path / "again")), progress=False, stop_after=1
+    )
+    assert stable(again) == stable(history)
+
+
 # ---- early stopping ----------------------------------------------------------------------
 def test_early_stopping_stops_and_stays_stopped(pets, tmp_path, monkeypatch):
     """Validation mIoU 0.1, 0.3, 0.2, 0.25 with patience 2: the run ends after epoch 4 of
