@@ -25,9 +25,10 @@ _observers: list = []  # active debug observers, the first added outermost
 
 
 def add_observer(observer) -> None:
-    """Start calling ``observer.forward(fn, inputs, run)`` around every op's forward and
-    ``observer.backward(fn, grad_output, run)`` around every backward step; each must return
-    ``run()``. Used by :mod:`minigrad.debug`."""
+    """Start calling ``observer.forward(fn, inputs, run)`` around every op's forward (``run()``
+    gives the output tensor, or the tuple of outputs) and ``observer.backward(fn, device, run)``
+    around every backward step (``run()`` gives the op's gradients, one per input, see
+    :func:`_backward_step`); each must return ``run()``. Used by :mod:`minigrad.debug`."""
     _observers.append(observer)
 
 
@@ -104,12 +105,9 @@ class Function:
     ``self.needs_input_grad`` is set before ``forward``, so a forward can skip saving what
     no backward will need.
 
-    A recorded node also knows its output's ``output_shape`` and ``output_dtype`` (for graph
-    export), and ``called_at``, where user code called it, when ``detect_anomaly`` is on.
+    ``called_at`` is where user code called the op, recorded while ``detect_anomaly`` is on.
     """
 
-    output_shape: tuple = ()
-    output_dtype = None
     called_at: str | None = None
 
     def __init__(self):
@@ -156,7 +154,6 @@ class Function:
         result = tensor_cls._wrap(out, requires_grad=record, grad_fn=self if record else None)
         if record:
             self.inputs = tuple(Edge.to(t) for t in inputs)
-            self.output_shape, self.output_dtype = out.shape, out.dtype
         else:
             self.saved = ()
         if extras:
@@ -261,18 +258,35 @@ def _as_input_grad(fn: Function, grad, edge: Edge):
     return grad
 
 
-def _input_grads(fn: Function, grad_output) -> list:
-    """``fn.backward(grad_output)`` as one gradient per input, each reduced to its input's
-    shape and checked, None where no gradient flows."""
-    grads = fn.backward(grad_output)
-    grads = list(grads) if isinstance(grads, tuple) else [grads]
+def _backward_step(fn: Function, pending: dict, handed_out: set, retain_graph: bool, tensor_cls):
+    """One step of the walk: ``fn.backward`` on its output's gradient, each input's gradient
+    reduced to the input's shape, checked, and passed on (into ``pending`` for the Function
+    that made the input, into ``.grad`` for a leaf); then ``fn``'s saved arrays are freed
+    unless ``retain_graph``. The consumed gradient is taken out of ``pending``, so it is
+    freed within the step too.
+
+    Returns:
+        ``fn.backward``'s gradients, one per input (for debug observers: those of inputs
+        that need none, ``not fn.needs_input_grad[i]``, were not passed on).
+    """
+    grads = fn.backward(pending.pop(id(fn)))
+    if not isinstance(grads, tuple):
+        grads = (grads,)
     if len(grads) != len(fn.inputs):
         raise RuntimeError(
             f"{fn.name}.backward returned {len(grads)} gradients for {len(fn.inputs)} inputs"
         )
-    for i, edge in enumerate(fn.inputs):
-        if grads[i] is not None:
-            grads[i] = _as_input_grad(fn, grads[i], edge) if fn.needs_input_grad[i] else None
+    for edge, needs, grad in zip(fn.inputs, fn.needs_input_grad, grads, strict=True):
+        if not needs or grad is None:
+            continue
+        grad = _as_input_grad(fn, grad, edge)
+        if edge.grad_fn is None:
+            _accumulate(edge.leaf, grad, tensor_cls, handed_out)
+        else:
+            key = id(edge.grad_fn)
+            pending[key] = grad if key not in pending else pending[key] + grad
+    if not retain_graph:
+        fn.release()
     return grads
 
 
@@ -286,27 +300,15 @@ def run_backward(root, gradient, retain_graph: bool = False) -> None:
         return
     pending = {id(root.grad_fn): gradient}
     for fn in _topological_order(root.grad_fn):
-        grad_out = pending.pop(id(fn), None)
-        if grad_out is None:
+        if id(fn) not in pending:
             if not retain_graph:
                 fn.release()
-            continue
-        if _observers:
-            grads = _observed(
-                "backward", fn, grad_out, functools.partial(_input_grads, fn, grad_out)
-            )
+        elif _observers:
+            device = backend.device_of(pending[id(fn)])
+            step = functools.partial(_backward_step, fn, pending, handed_out, retain_graph, Tensor)
+            _observed("backward", fn, device, step)
         else:
-            grads = _input_grads(fn, grad_out)
-        for edge, grad in zip(fn.inputs, grads, strict=True):
-            if grad is None:
-                continue
-            if edge.grad_fn is None:
-                _accumulate(edge.leaf, grad, Tensor, handed_out)
-            else:
-                key = id(edge.grad_fn)
-                pending[key] = grad if key not in pending else pending[key] + grad
-        if not retain_graph:
-            fn.release()
+            _backward_step(fn, pending, handed_out, retain_graph, Tensor)
 
 
 def _accumulate(leaf, grad, tensor_cls, handed_out: set) -> None:

@@ -72,7 +72,7 @@ class detect_anomaly:  # noqa: N801 - PyTorch's name
                 _check(out.data, fn, "forward", shapes, f"output {i} of shape {out.shape}")
         return result
 
-    def backward(self, fn, grad_output, run):
+    def backward(self, fn, device: str, run):
         shapes = tuple(edge.shape for edge in fn.inputs)
         try:
             grads = run()
@@ -87,8 +87,8 @@ class detect_anomaly:  # noqa: N801 - PyTorch's name
                 )
             raise
         if self.check_nan:
-            for i, grad in enumerate(grads):
-                if grad is not None:
+            for i, (grad, needs) in enumerate(zip(grads, fn.needs_input_grad, strict=True)):
+                if needs and grad is not None:
                     _check(grad, fn, "backward", shapes, f"the gradient of input {i}")
         return grads
 

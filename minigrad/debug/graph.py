@@ -43,11 +43,12 @@ def to_dot(tensor, params=None) -> str:
         if tensor.requires_grad:
             lines.append(_leaf_line("leaf0", tensor, names))
         return "\n".join([*lines, "}"]) + "\n"
+    functions = _functions(tensor)
     fn_ids, leaf_ids = {}, {}
-    for fn in _functions(tensor.grad_fn):
+    for fn, output in functions:
         fn_ids[id(fn)] = f"fn{len(fn_ids)}"
-        lines.append(_function_line(fn_ids[id(fn)], fn, is_root=fn is tensor.grad_fn))
-    for fn in _functions(tensor.grad_fn):
+        lines.append(_function_line(fn_ids[id(fn)], fn, output, is_root=fn is tensor.grad_fn))
+    for fn, _ in functions:
         for edge in fn.inputs:
             if edge.grad_fn is not None:
                 target = fn_ids[id(edge.grad_fn)]
@@ -98,14 +99,17 @@ def render(tensor, path, params=None) -> Path:
     return path
 
 
-def _functions(root_fn) -> list:
-    """The Functions reachable from ``root_fn``, each once, breadth first from it."""
-    order, seen = [root_fn], {id(root_fn)}
-    for fn in order:
+def _functions(tensor) -> list:
+    """``(fn, (shape, dtype) of its output)`` for each Function reachable from ``tensor``,
+    each once, breadth first. A Function keeps no output, but the edges of the Functions that
+    consume it record the output's shape and dtype, and ``tensor`` is the root's output."""
+    order = [(tensor.grad_fn, (tuple(tensor.shape), tensor.dtype))]
+    seen = {id(tensor.grad_fn)}
+    for fn, _ in order:
         for edge in fn.inputs:
             if edge.grad_fn is not None and id(edge.grad_fn) not in seen:
                 seen.add(id(edge.grad_fn))
-                order.append(edge.grad_fn)
+                order.append((edge.grad_fn, (edge.shape, edge.dtype)))
     return order
 
 
@@ -125,8 +129,8 @@ def _leaf_names(params) -> dict:
     return names
 
 
-def _function_line(node: str, fn, is_root: bool) -> str:
-    shape = f"{fn.output_shape} {fn.output_dtype}"
+def _function_line(node: str, fn, output: tuple, is_root: bool) -> str:
+    shape = f"{output[0]} {output[1]}"
     memory = "saved freed" if fn.released else f"saved {format_bytes(saved_bytes(fn))}"
     label = _quote("\n".join((fn.name, shape, memory)))
     doubled = ", peripheries=2" if is_root else ""

@@ -1,8 +1,9 @@
 """A per-op profiler, as ``torch.profiler.profile``: ``with profile() as prof: ...``.
 
 Every Function's forward (its ``apply``: the forward and the graph bookkeeping) and every
-step of the backward walk (its ``backward`` and the reduction of its gradients to the input
-shapes) becomes one :class:`OpEvent`. On the GPU the device is synchronized before and after
+step of the backward walk (its ``backward``, the reduction of its gradients to the input
+shapes, and the freeing of its saved arrays and of the gradient it consumed) becomes one
+:class:`OpEvent`. On the GPU the device is synchronized before and after
 each, so an event's time is the op's real work, not the time to queue it. An op called inside
 another op's forward is an event of its own, and its time is taken out of the outer op's
 *self* time, so the self times add up to the time spent in ops, each moment counted once.
@@ -107,14 +108,16 @@ class profile:  # noqa: N801 - PyTorch's name
         result, times = self._timed(device, run)
         outputs = result if isinstance(result, tuple) else (result,)
         shapes = tuple(t.shape for t in inputs)
-        self._record(fn, "forward", shapes, array_bytes(t.data for t in outputs), device, times)
+        out_bytes = array_bytes(t.data for t in outputs)
+        self._record(fn, "forward", shapes, out_bytes, saved_bytes(fn), device, times)
         return result
 
-    def backward(self, fn, grad_output, run):
-        device = backend.device_of(grad_output)
-        grads, times = self._timed(device, run)
+    def backward(self, fn, device: str, run):
         shapes = tuple(edge.shape for edge in fn.inputs)
-        self._record(fn, "backward", shapes, array_bytes(grads), device, times)
+        saved = saved_bytes(fn)  # before the step frees them
+        grads, times = self._timed(device, run)
+        passed = (g for g, needs in zip(grads, fn.needs_input_grad, strict=True) if needs)
+        self._record(fn, "backward", shapes, array_bytes(passed), saved, device, times)
         return grads
 
     def _timed(self, device: str, run):
@@ -140,7 +143,7 @@ class profile:  # noqa: N801 - PyTorch's name
             self._nesting.stack = []
         return self._nesting.stack
 
-    def _record(self, fn, phase, shapes, output_bytes, device, times) -> None:
+    def _record(self, fn, phase, shapes, output_bytes, saved, device, times) -> None:
         start, end, self_ns, depth = times
         self.events.append(
             OpEvent(
@@ -148,7 +151,7 @@ class profile:  # noqa: N801 - PyTorch's name
                 phase=phase,
                 input_shapes=shapes,
                 output_bytes=output_bytes,
-                saved_bytes=saved_bytes(fn),
+                saved_bytes=saved,
                 start_ns=start,
                 end_ns=end,
                 self_ns=self_ns,

@@ -95,6 +95,13 @@ def test_a_small_model_parses_with_one_node_per_function_and_named_leaves(device
     for name, p in params.items():
         assert [name, f"{p.shape} float64"] in leaf_nodes.values()
     assert fn_nodes["fn0"][0] == loss.grad_fn.name
+    outputs = {(label[0], label[1]) for label in fn_nodes.values()}
+    assert {
+        ("Conv2d", "(2, 4, 8, 8) float64"),
+        ("MaxPool2d", "(2, 4, 4, 4) float64"),
+        ("Conv2d", "(2, 2, 4, 4) float64"),
+        ("Add", "() float64"),
+    } <= outputs
 
 
 def test_labels_give_output_shape_dtype_and_saved_bytes(device):
@@ -115,6 +122,7 @@ def test_a_reused_value_is_one_node_with_two_arrows(device):
     nodes, edges = _parse(debug.to_dot(c, {"a": a}))
     assert len(nodes) == 3
     assert edges.count(("fn0", "fn1")) == 2
+    assert nodes["fn1"][:2] == ["Mul", "(2,) float32"]
     assert edges.count(("fn1", "leaf0")) == 1
 
 
