@@ -30,8 +30,8 @@ def to_dot(tensor, params=None) -> str:
 
     Returns:
         A ``digraph`` whose Function nodes are named ``fn0, fn1, ...`` (``fn0`` makes
-        ``tensor``) and leaf nodes ``leaf0, leaf1, ...``. A graph already freed by
-        ``backward()`` shows its Functions without their inputs.
+        ``tensor``) and leaf nodes ``leaf0, leaf1, ...``. After a ``backward()`` without
+        ``retain_graph`` only ``fn0`` is left, marked "saved freed": the walk cut its inputs.
     """
     names = _leaf_names(params)
     lines = [

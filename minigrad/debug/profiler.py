@@ -3,10 +3,10 @@
 Every Function's forward (its ``apply``: the forward and the graph bookkeeping) and every
 step of the backward walk (its ``backward``, the reduction of its gradients to the input
 shapes, and the freeing of its saved arrays and of the gradient it consumed) becomes one
-:class:`OpEvent`. On the GPU the device is synchronized before and after
-each, so an event's time is the op's real work, not the time to queue it. An op called inside
-another op's forward is an event of its own, and its time is taken out of the outer op's
-*self* time, so the self times add up to the time spent in ops, each moment counted once.
+:class:`OpEvent`. On the GPU the device is synchronized before and after each, so an
+event's time is the op's real work, not the time to queue it. An op called inside another
+op's forward is an event of its own, and its time is taken out of the outer op's *self*
+time, so the self times add up to the time spent in ops, each moment counted once.
 """
 
 from __future__ import annotations
