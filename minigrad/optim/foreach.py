@@ -135,7 +135,7 @@ def _thread_scratch(like) -> Callable:
 
     def scratch(k: int):
         key = (like.dtype, k)
-        if key not in buffers:
+        if key not in buffers or buffers[key].size < like.size:
             buffers[key] = numpy.empty(_chunk_size(like.dtype), dtype=like.dtype)
         return buffers[key][: like.size].reshape(like.shape)
 

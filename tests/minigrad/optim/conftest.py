@@ -143,31 +143,43 @@ def kit():
     )
 
 
+def dtypes_of(device: str) -> list:
+    """The dtypes a trajectory runs in: both on the CPU and a real GPU; float32 on the
+    stand-in (its float64 path is the same code, and every op of it is slow)."""
+    return [np.float64, np.float32] if device == "cpu" or REAL_GPU else [np.float32]
+
+
 @pytest.fixture
 def trajectory():
-    """``run(ours, theirs, device, dtype, steps=None, lr=..., sign=1, **kwargs)``: both
-    optimizers built with ``kwargs`` on two groups, compared after every step (200 steps on
-    the CPU, 50 on the GPU stand-in, whose every op is slower); returns
-    (our optimizer, torch's, our params, torch's params, our loss, torch's loss)."""
+    """``run(ours, theirs, device, dtype=None, steps=None, lr=..., sign=1, **kwargs)``: both
+    optimizers built with ``kwargs`` on two groups, compared after every step, in ``dtype``
+    or each of :func:`dtypes_of` the device (200 steps on the CPU, 50 on the GPU stand-in);
+    returns (our optimizer, torch's) of the last run."""
 
-    def run(ours_cls, theirs_cls, device, dtype, steps=None, lr=0.01, sign=1.0, **kwargs):
+    def run(ours_cls, theirs_cls, device, dtype=None, steps=None, lr=0.01, sign=1.0, **kwargs):
         if steps is None:
             steps = 200 if device == "cpu" or REAL_GPU else 50
-        problem = Problem.make(dtype, sign)
-        our_params, our_loss = problem.ours(device)
-        their_params, their_loss = problem.theirs()
-        ours = ours_cls(groups(our_params, lr), lr=lr, **kwargs)
-        theirs = theirs_cls(groups(their_params, lr), lr=lr, **kwargs)
-        for step in range(steps):
-            one_step(ours, our_loss)
-            one_step(theirs, their_loss)
-            assert_same_params(our_params, their_params, dtype, f"step {step}")
-        assert_same_state(ours, theirs, dtype)
-        assert our_params[2].grad is None and our_params[2] not in ours.state
-        np.testing.assert_array_equal(our_params[2].detach().numpy(), 1.0)
-        return ours, theirs, our_params, their_params, our_loss, their_loss
+        for each in [dtype] if dtype is not None else dtypes_of(device):
+            result = _run_side_by_side(ours_cls, theirs_cls, device, each, steps, lr, sign, kwargs)
+        return result
 
     return run
+
+
+def _run_side_by_side(ours_cls, theirs_cls, device, dtype, steps, lr, sign, kwargs):
+    problem = Problem.make(dtype, sign)
+    our_params, our_loss = problem.ours(device)
+    their_params, their_loss = problem.theirs()
+    ours = ours_cls(groups(our_params, lr), lr=lr, **kwargs)
+    theirs = theirs_cls(groups(their_params, lr), lr=lr, **kwargs)
+    for step in range(steps):
+        one_step(ours, our_loss)
+        one_step(theirs, their_loss)
+        assert_same_params(our_params, their_params, dtype, f"{np.dtype(dtype)} step {step}")
+    assert_same_state(ours, theirs, dtype)
+    assert our_params[2].grad is None and our_params[2] not in ours.state
+    np.testing.assert_array_equal(our_params[2].detach().numpy(), 1.0)
+    return ours, theirs
 
 
 @pytest.fixture(params=["default", "tiny"])

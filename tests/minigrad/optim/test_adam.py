@@ -25,18 +25,14 @@ def _sign(options: dict) -> float:
     return -1.0 if options.get("maximize") else 1.0
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("options", ADAM_OPTIONS, ids=ADAM_IDS)
-def test_adam_follows_torch_for_200_steps(trajectory, device, dtype, options):
-    trajectory(optim.Adam, torch.optim.Adam, device, dtype, lr=0.01, sign=_sign(options), **options)
+def test_adam_follows_torch_for_200_steps(trajectory, device, options):
+    trajectory(optim.Adam, torch.optim.Adam, device, lr=0.01, sign=_sign(options), **options)
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("options", ADAMW_OPTIONS, ids=ADAMW_IDS)
-def test_adamw_follows_torch_for_200_steps(trajectory, device, dtype, options):
-    trajectory(
-        optim.AdamW, torch.optim.AdamW, device, dtype, lr=0.01, sign=_sign(options), **options
-    )
+def test_adamw_follows_torch_for_200_steps(trajectory, device, options):
+    trajectory(optim.AdamW, torch.optim.AdamW, device, lr=0.01, sign=_sign(options), **options)
 
 
 def test_adam_in_any_chunk_size(trajectory, chunk_bytes):

@@ -23,10 +23,9 @@ def _sign(options: dict) -> float:
     return -1.0 if options.get("maximize") else 1.0
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("options", OPTIONS, ids=IDS)
-def test_sgd_follows_torch_for_200_steps(trajectory, device, dtype, options):
-    trajectory(optim.SGD, torch.optim.SGD, device, dtype, lr=0.05, sign=_sign(options), **options)
+def test_sgd_follows_torch_for_200_steps(trajectory, device, options):
+    trajectory(optim.SGD, torch.optim.SGD, device, lr=0.05, sign=_sign(options), **options)
 
 
 @pytest.mark.parametrize("options", OPTIONS[-2:], ids=IDS[-2:])
