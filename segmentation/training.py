@@ -25,9 +25,11 @@ dropout, so on the CPU the resumed history equals the uninterrupted one bit for 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 import math
+import os
 import time
 import warnings
 from dataclasses import asdict, dataclass, field, fields
@@ -428,7 +430,11 @@ def read_checkpoint(path, device: str = "cpu") -> dict:
 def load_checkpoint(path, model, optimizer=None, scheduler=None, device="cpu") -> RunState:
     """Restore a :func:`save_checkpoint` file into fresh objects, and the global generator's
     state; returns the loop state."""
-    checkpoint = read_checkpoint(path, device)
+    return restore(read_checkpoint(path, device), model, optimizer, scheduler)
+
+
+def restore(checkpoint: dict, model, optimizer=None, scheduler=None) -> RunState:
+    """:func:`load_checkpoint` from a checkpoint already read by :func:`read_checkpoint`."""
     model.load_state_dict(checkpoint["model"])
     if optimizer is not None:
         optimizer.load_state_dict(checkpoint["optimizer"])
@@ -448,13 +454,26 @@ def checkpoint_config(path) -> dict:
     return read_checkpoint(path)["config"]
 
 
+def write_text(path: Path, text: str) -> None:
+    """``path`` replaced by ``text`` atomically (written aside, then renamed), so a reader
+    or a killed run never sees half a file."""
+    temp = path.with_name(f".{path.name}.tmp")
+    temp.write_text(text)
+    os.replace(temp, path)
+
+
+def write_json(path: Path, value) -> None:
+    write_text(path, json.dumps(value, indent=2))
+
+
 def write_history(out: Path, history: list) -> None:
     """``history.json`` (a list of per-epoch dicts) and ``history.csv`` (same rows)."""
-    (out / "history.json").write_text(json.dumps(history, indent=2))
-    with open(out / "history.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=HISTORY_KEYS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(history)
+    write_json(out / "history.json", history)
+    table = io.StringIO(newline="")
+    writer = csv.DictWriter(table, fieldnames=HISTORY_KEYS, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(history)
+    write_text(out / "history.csv", table.getvalue())
 
 
 def current_lr(optimizer) -> float:
@@ -516,7 +535,7 @@ def prepare(config: TrainConfig, resume=None) -> Run:
     loss_fn = build_loss(config, train_set)
     state = RunState()
     if checkpoint is not None:
-        state = load_checkpoint(resume, model, optimizer, scheduler, config.device)
+        state = restore(checkpoint, model, optimizer, scheduler)
     log.info(
         "%s: %s parameters; %d train, %d val, %d test images",
         config.model,
@@ -541,7 +560,7 @@ def train(run: Run, progress: bool = True, stop_after: int | None = None) -> lis
     out = Path(config.out)
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)
     (out / "plots").mkdir(exist_ok=True)
-    (out / "config.json").write_text(json.dumps(asdict(config), indent=2))
+    write_json(out / "config.json", asdict(config))
     epochs_run = 0
     for epoch in range(state.epoch + 1, config.epochs):
         if _stopped_early(config, state):
@@ -612,7 +631,7 @@ def finish(run: Run) -> dict:
         roc_stride=ROC_STRIDE,
     )
     test_metrics = {k: result[k] for k in ("loss", "miou", "dice", "pixel_acc", "per_class_iou")}
-    (out / "test_metrics.json").write_text(json.dumps(test_metrics, indent=2))
+    write_json(out / "test_metrics.json", test_metrics)
     viz.plot_curves(run.state.history, out / "plots" / "curves.png")
     viz.plot_roc(result["scores"], result["targets"], config.num_classes, out / "plots" / "roc.png")
     viz.plot_samples(run.model, run.val_set, config, out / "plots" / "samples.png")

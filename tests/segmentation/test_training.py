@@ -264,6 +264,7 @@ def test_outputs_have_the_contract_names_and_keys(baseline):
     test_metrics = json.loads((out / "test_metrics.json").read_text())
     assert {"miou", "dice", "pixel_acc", "per_class_iou"} <= set(test_metrics)
     assert len(test_metrics["per_class_iou"]) == 3
+    assert not [p for p in out.rglob("*") if p.name.startswith(".")]  # no temporary left
 
 
 def test_binary_target(pets, tmp_path):
