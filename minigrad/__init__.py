@@ -4,7 +4,13 @@ The public names mirror PyTorch: ``mg.tensor``, ``mg.zeros``, ``mg.no_grad()``, 
 """
 
 from minigrad.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
-from minigrad.backend import DeviceError, cuda_available, manual_seed
+from minigrad.backend import (
+    DeviceError,
+    cuda_available,
+    get_rng_state,
+    manual_seed,
+    set_rng_state,
+)
 from minigrad.creation import (
     arange,
     empty,
@@ -56,6 +62,10 @@ from minigrad.tensor import (
 )
 
 __all__ = [
+    "debug",
+    "functional",
+    "init",
+    "optim",
     "CheckpointError",
     "DeviceError",
     "Tensor",
@@ -80,6 +90,7 @@ __all__ = [
     "int32",
     "int64",
     "is_grad_enabled",
+    "get_rng_state",
     "load",
     "log",
     "manual_seed",
@@ -99,6 +110,7 @@ __all__ = [
     "relu",
     "reshape",
     "save",
+    "set_rng_state",
     "set_grad_enabled",
     "sigmoid",
     "softmax",
@@ -116,3 +128,7 @@ __all__ = [
     "zeros",
     "zeros_like",
 ]
+
+# The subpackages, as attributes (``mg.optim.Adam``, as ``torch.optim.Adam``); imported last
+# because they import the names above.
+from minigrad import debug, functional, init, optim  # noqa: E402
