@@ -182,9 +182,17 @@ def _geometric_mean_error(grads: dict, exact: dict) -> float:
     return math.exp(statistics.fmean(logs))
 
 
+def _geometric_mean(values: list[float]) -> float:
+    return math.exp(statistics.fmean(math.log(max(v, 1e-300)) for v in values))
+
+
 def accuracy(key: str, seed: int) -> dict:
     """Float32 gradient error against float64 (our float64 as the exact value for ours,
-    PyTorch's for PyTorch's), geometric mean over parameters."""
+    PyTorch's for PyTorch's), geometric mean over parameters.
+
+    The figure is bimodal: about 1e-6 when float32 takes every ReLU and max-pool decision as
+    float64 does, 1e-4 to 1e-3 when a near-tie flips and reroutes a gradient; which seeds
+    flip differs between the frameworks, so compare the geometric means over several seeds."""
     x64, y = make_batch(seed, batch=2, side=64, dtype=np.float64)
     ours32, theirs32 = make_pair(key, seed)
     ours64, theirs64 = make_pair(key, seed, np.float64)
@@ -232,7 +240,7 @@ def main(argv=None) -> None:
     parser.add_argument("--rounds", type=int, default=2, help="blocks per framework")
     parser.add_argument("--memory", action="store_true", help="peak memory of one step")
     parser.add_argument("--accuracy", action="store_true", help="float32 gradient error")
-    parser.add_argument("--seeds", type=int, default=3, help="weight seeds for --accuracy")
+    parser.add_argument("--seeds", type=int, default=6, help="weight seeds for --accuracy")
     parser.add_argument("--profile", action="store_true", help="our step's time per op")
     parser.add_argument("--json", help="write the figures to this file")
     parser.add_argument("--memory-probe", nargs=2, metavar=("MODEL", "FRAMEWORK"))
@@ -246,6 +254,13 @@ def main(argv=None) -> None:
         for r in results["accuracy"]:
             errors = f"minigrad {r['minigrad']:.2e}  torch {r['torch']:.2e}"
             print(f"{r['model']:16s} seed {r['seed']}: {errors}")
+        for key in args.models:
+            ours, theirs = (
+                _geometric_mean([r[f] for r in results["accuracy"] if r["model"] == key])
+                for f in ("minigrad", "torch")
+            )
+            summary = f"minigrad {ours:.2e}  torch {theirs:.2e}  ratio {ours / theirs:.2f}"
+            print(f"{key:16s} over seeds: {summary}")
     if args.profile:
         for key in args.models:
             print(f"== {key}\n{profile_step(key)}")
