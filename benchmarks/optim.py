@@ -12,6 +12,7 @@ case's median ratio with its range. A reference row times a plain per-parameter 
     python -m benchmarks.optim
     python -m benchmarks.optim --rounds 3 --json optim.json
     python -m benchmarks.optim --cases Adam --base-channels 32
+    python -m benchmarks.optim --torch-threads 1   # on a busy machine, torch's spinning threads
 """
 
 from __future__ import annotations
@@ -165,8 +166,11 @@ def main(argv=None) -> None:
     parser.add_argument("--rounds", type=int, default=1, help="time the table this many times")
     parser.add_argument("--cases", nargs="*", default=None, help="substrings of case names")
     parser.add_argument("--base-channels", type=int, default=64, help="U-Net width (64: 31M)")
+    parser.add_argument("--torch-threads", type=int, default=None, help="torch.set_num_threads")
     parser.add_argument("--json", default=None, help="write the figures to this file")
     args = parser.parse_args(argv)
+    if args.torch_threads is not None:
+        torch.set_num_threads(args.torch_threads)
     chosen = [c for c in CASES if not args.cases or any(s in c.name for s in args.cases)]
     rng = np.random.default_rng(0)
     shapes = unet_shapes(args.base_channels)

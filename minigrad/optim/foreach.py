@@ -2,14 +2,15 @@
 
 An optimizer step is a handful of elementwise passes (a lerp, a multiply-add, a square root,
 a division) over each parameter, its gradient and its state. Done one NumPy op at a time over
-whole arrays, every pass streams every array through main memory: 31M float32 Adam parameters
-took about 100 ms that way here. On the CPU :func:`run` instead cuts every parameter's arrays
-into chunks of :data:`CHUNK_BYTES` and gives each chunk all the passes of the update while it
-sits in the core's L2 cache, so each array is read and written about once per step (the same
-Adam step takes about 25 ms); the chunks are shared among the threads of
-:mod:`minigrad.parallel` (NumPy releases the GIL in its loops). On the GPU each parameter's
-arrays are updated whole, by the update function the optimizer chose: its ``xp`` reference
-or a fused CUDA kernel (:mod:`minigrad.kernels.optim`).
+whole arrays, every pass streams every array through main memory. On the CPU :func:`run`
+instead cuts every parameter's arrays into chunks of :data:`CHUNK_BYTES` and gives each chunk
+all the passes of the update while it sits in cache, so each array crosses main memory about
+once per step; the chunks are shared among the threads of :mod:`minigrad.parallel` (NumPy
+releases the GIL in its loops). Measured on this project's 2-core machine, one Adam step over
+a U-Net's 31M float32 parameters: 100-190 ms as whole-array NumPy ops, 25-100 ms in chunks
+(the range is the machine's load; ``python -m benchmarks.optim``). On the GPU each
+parameter's arrays are updated whole, by the update function the optimizer chose: its ``xp``
+reference or a fused CUDA kernel (:mod:`minigrad.kernels.optim`).
 
 An update is a function ``update(xp, c, arrays, scratch)``: ``c`` holds its scalars, ``arrays``
 is ``(param, grad, *state)`` (same shape, updated in place), and ``scratch(k)`` gives the
@@ -26,7 +27,9 @@ import numpy
 
 from minigrad import backend, parallel
 
-CHUNK_BYTES = 1 << 19  # per array; an update's ~6 arrays of one chunk fit a 1-2 MiB L2 together
+# Bytes per array and chunk: measured best of 2**16..2**22 for Adam (smaller chunks pay NumPy's
+# ~1 us per call on each of ~13 ops, larger ones no longer stay in the L2/L3 caches).
+CHUNK_BYTES = 1 << 19
 PARALLEL_BYTES = 1 << 21  # below this many bytes of parameters, waking a worker costs more
 
 _local = threading.local()
