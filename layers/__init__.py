@@ -1,6 +1,7 @@
 """Layers: ``Module``, ``Parameter``, containers and the layer classes, with PyTorch's names,
 constructor arguments, defaults, initialization and state-dict keys."""
 
+from layers import utils  # noqa: E402  (layers.utils.clip_grad_norm_, as torch.nn.utils)
 from layers.activation import LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
 from layers.container import ModuleDict, ModuleList, Sequential
 from layers.conv import Conv2d, ConvTranspose2d
@@ -21,6 +22,7 @@ from layers.pooling import AvgPool2d, MaxPool2d, MaxUnpool2d
 from layers.upsample import Upsample
 
 __all__ = [
+    "utils",
     "AvgPool2d",
     "BCEWithLogitsLoss",
     "BatchNorm2d",
