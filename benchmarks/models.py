@@ -32,6 +32,7 @@ import torch.nn.functional as TF
 
 import minigrad as mg
 import minigrad.functional as F
+from benchmarks.layers import _rss_mib
 from minigrad import optim
 from segmentation import models
 from tests.reference import models as twins
@@ -121,14 +122,6 @@ def time_model(key: str, repeat: int, rounds: int) -> dict:
         "ratio": ours_s / theirs_s,
         "ratio_range": [min(ours_times) / max(their_times), max(ours_times) / min(their_times)],
     }
-
-
-def _rss_mib(field: str) -> float:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError(f"/proc/self/status has no {field}")
 
 
 def memory_probe(key: str, framework: str) -> dict:
