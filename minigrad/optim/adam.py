@@ -21,7 +21,13 @@ from dataclasses import dataclass
 from minigrad.kernels import optim as kernels
 from minigrad.optim import foreach
 from minigrad.optim.elementwise import addcdiv_, addcmul_, effective_grad, lerp_
-from minigrad.optim.optimizer import Optimizer, step_counter, zeros_like_param
+from minigrad.optim.optimizer import (
+    Optimizer,
+    check_betas,
+    check_number,
+    step_counter,
+    zeros_like_param,
+)
 from minigrad.tensor import Tensor
 
 
@@ -54,6 +60,11 @@ class Adam(Optimizer):
         amsgrad: use the maximum of past second moments (AMSGrad).
         maximize: maximize the objective instead of minimizing it.
         decoupled_weight_decay: AdamW's weight decay (what :class:`AdamW` sets).
+
+    Raises:
+        TypeError: a hyperparameter is not a number, or ``betas`` not a pair of numbers.
+        ValueError: ``lr``, ``eps`` or ``weight_decay`` is negative, or a beta is out of
+            ``[0, 1)`` (PyTorch's messages).
     """
 
     def __init__(
@@ -68,16 +79,16 @@ class Adam(Optimizer):
         maximize: bool = False,
         decoupled_weight_decay: bool = False,
     ):
-        if not 0.0 <= lr:
-            raise ValueError(f"Invalid learning rate: {lr}")
-        if not 0.0 <= eps:
-            raise ValueError(f"Invalid epsilon value: {eps}")
-        if not 0.0 <= betas[0] < 1.0:
-            raise ValueError(f"Invalid beta parameter at index 0: {betas[0]}")
-        if not 0.0 <= betas[1] < 1.0:
-            raise ValueError(f"Invalid beta parameter at index 1: {betas[1]}")
-        if not 0.0 <= weight_decay:
-            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        name = type(self).__name__
+        check_number(lr, "lr", optimizer=name, invalid=f"Invalid learning rate: {lr}")
+        check_number(eps, "eps", optimizer=name, invalid=f"Invalid epsilon value: {eps}")
+        check_betas(betas, optimizer=name)
+        check_number(
+            weight_decay,
+            "weight_decay",
+            optimizer=name,
+            invalid=f"Invalid weight_decay value: {weight_decay}",
+        )
         defaults = {
             "lr": lr,
             "betas": tuple(betas),

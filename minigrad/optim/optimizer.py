@@ -16,6 +16,7 @@ has no entry in ``state``.
 
 from __future__ import annotations
 
+import numbers
 from collections import defaultdict
 from collections.abc import Callable
 
@@ -233,6 +234,70 @@ class Optimizer:
 
 
 # ---- helpers ----------------------------------------------------------------------------
+
+
+def check_number(
+    value,
+    name: str,
+    *,
+    optimizer: str,
+    low: float | None = 0.0,
+    high: float | None = None,
+    invalid: str | None = None,
+) -> None:
+    """Check a hyperparameter: a real number (not a bool) with ``low <= value < high``.
+
+    Args:
+        value: the hyperparameter as the user gave it.
+        name: its argument name, for the message ("lr").
+        optimizer: the optimizer's class name, for the message ("Adam").
+        low: the least allowed value (None: no lower bound).
+        high: the exclusive upper bound (None: none).
+        invalid: the message of the ValueError for a number out of range; PyTorch's, where
+            PyTorch checks this value ("Invalid learning rate: -1"), else one naming the range.
+
+    Raises:
+        TypeError: ``value`` is not a number, e.g. "Adam: lr must be a non-negative number,
+            got 'x'".
+        ValueError: ``value`` is out of range (NaN included, when there is a bound).
+    """
+    expected = _expected_range(low, high)
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{optimizer}: {name} must be {expected}, got {value!r}")
+    if (low is not None and not low <= value) or (high is not None and not value < high):
+        raise ValueError(invalid or f"{optimizer}: {name} must be {expected}, got {value!r}")
+
+
+def check_betas(betas, *, optimizer: str) -> None:
+    """Check Adam's ``betas``: a tuple or list of two numbers, each in ``[0, 1)``.
+
+    Raises:
+        TypeError: ``betas`` is not a pair, or one of them is not a number.
+        ValueError: a beta is out of ``[0, 1)``, with PyTorch's message ("Invalid beta
+            parameter at index 1: 1.0").
+    """
+    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+        raise TypeError(f"{optimizer}: betas must be a pair of numbers in [0, 1), got {betas!r}")
+    for i, beta in enumerate(betas):
+        check_number(
+            beta,
+            f"betas[{i}]",
+            optimizer=optimizer,
+            high=1.0,
+            invalid=f"Invalid beta parameter at index {i}: {beta}",
+        )
+
+
+def _expected_range(low: float | None, high: float | None) -> str:
+    """What a number in ``[low, high)`` is called in messages: "a number", "a non-negative
+    number" or "a number in [0, 1)"."""
+    if high is None and low is None:
+        return "a number"
+    if high is None and low == 0:
+        return "a non-negative number"
+    lo = "-inf" if low is None else f"{low:g}"
+    hi = "inf" if high is None else f"{high:g}"
+    return f"a number in [{lo}, {hi})"
 
 
 def zeros_like_param(p: Tensor) -> Tensor:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from minigrad.kernels import optim as kernels
 from minigrad.optim import foreach
 from minigrad.optim.elementwise import addcdiv_, addcmul_, effective_grad, lerp_
-from minigrad.optim.optimizer import Optimizer, step_counter, zeros_like_param
+from minigrad.optim.optimizer import Optimizer, check_number, step_counter, zeros_like_param
 from minigrad.tensor import Tensor
 
 
@@ -51,6 +51,11 @@ class RMSprop(Optimizer):
         centered: normalize by the estimated variance of the gradient instead of its
             uncentered second moment.
         maximize: maximize the objective instead of minimizing it.
+
+    Raises:
+        TypeError: a hyperparameter is not a number.
+        ValueError: ``lr``, ``alpha``, ``eps``, ``weight_decay`` or ``momentum`` is negative
+            (PyTorch's messages).
     """
 
     def __init__(
@@ -65,16 +70,19 @@ class RMSprop(Optimizer):
         *,
         maximize: bool = False,
     ):
-        if not 0.0 <= lr:
-            raise ValueError(f"Invalid learning rate: {lr}")
-        if not 0.0 <= eps:
-            raise ValueError(f"Invalid epsilon value: {eps}")
-        if not 0.0 <= momentum:
-            raise ValueError(f"Invalid momentum value: {momentum}")
-        if not 0.0 <= weight_decay:
-            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
-        if not 0.0 <= alpha:
-            raise ValueError(f"Invalid alpha value: {alpha}")
+        name = type(self).__name__
+        check_number(lr, "lr", optimizer=name, invalid=f"Invalid learning rate: {lr}")
+        check_number(eps, "eps", optimizer=name, invalid=f"Invalid epsilon value: {eps}")
+        check_number(
+            momentum, "momentum", optimizer=name, invalid=f"Invalid momentum value: {momentum}"
+        )
+        check_number(
+            weight_decay,
+            "weight_decay",
+            optimizer=name,
+            invalid=f"Invalid weight_decay value: {weight_decay}",
+        )
+        check_number(alpha, "alpha", optimizer=name, invalid=f"Invalid alpha value: {alpha}")
         defaults = {
             "lr": lr,
             "momentum": momentum,

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from minigrad.kernels import optim as kernels
 from minigrad.optim import foreach
 from minigrad.optim.elementwise import effective_grad
-from minigrad.optim.optimizer import Optimizer
+from minigrad.optim.optimizer import Optimizer, check_number
 from minigrad.tensor import Tensor
 
 
@@ -46,6 +46,11 @@ class SGD(Optimizer):
         weight_decay: L2 penalty added to the gradient.
         nesterov: Nesterov momentum (needs ``momentum > 0`` and ``dampening == 0``).
         maximize: maximize the objective instead of minimizing it.
+
+    Raises:
+        TypeError: a hyperparameter is not a number.
+        ValueError: ``lr``, ``momentum`` or ``weight_decay`` is negative, or ``nesterov``
+            lacks a momentum or has a dampening (PyTorch's messages).
     """
 
     def __init__(
@@ -59,12 +64,18 @@ class SGD(Optimizer):
         *,
         maximize: bool = False,
     ):
-        if lr < 0.0:
-            raise ValueError(f"Invalid learning rate: {lr}")
-        if momentum < 0.0:
-            raise ValueError(f"Invalid momentum value: {momentum}")
-        if weight_decay < 0.0:
-            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        name = type(self).__name__
+        check_number(lr, "lr", optimizer=name, invalid=f"Invalid learning rate: {lr}")
+        check_number(
+            momentum, "momentum", optimizer=name, invalid=f"Invalid momentum value: {momentum}"
+        )
+        check_number(dampening, "dampening", optimizer=name, low=None)
+        check_number(
+            weight_decay,
+            "weight_decay",
+            optimizer=name,
+            invalid=f"Invalid weight_decay value: {weight_decay}",
+        )
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
         defaults = {

@@ -395,3 +395,103 @@ def test_repr_lists_each_group():
     opt = optim.SGD([mg.zeros(1, requires_grad=True)], lr=0.1)
     text = repr(opt)
     assert text.startswith("SGD (") and "Parameter Group 0" in text and "lr: 0.1" in text
+
+
+# ---- hyperparameter checks ------------------------------------------------------------------
+
+# (optimizer, argument, what it must be): every number each constructor checks
+NUMBER_CASES = [
+    *[("SGD", arg, "a non-negative") for arg in ("lr", "momentum", "weight_decay")],
+    ("SGD", "dampening", "a"),
+    *[
+        (name, arg, "a non-negative")
+        for name in ("Adam", "AdamW")
+        for arg in ("lr", "eps", "weight_decay")
+    ],
+    *[
+        ("RMSprop", arg, "a non-negative")
+        for arg in ("lr", "alpha", "eps", "weight_decay", "momentum")
+    ],
+]
+NOT_NUMBERS = ["x", None, [0.1], True, 1j]
+
+
+def _build(name: str, **kwargs):
+    return getattr(optim, name)([mg.zeros(2, requires_grad=True)], **kwargs)
+
+
+def _torch_error(name: str, **kwargs) -> Exception:
+    try:
+        getattr(torch.optim, name)([torch.zeros(2, requires_grad=True)], **kwargs)
+    except Exception as error:  # the test compares whatever torch raises
+        return error
+    raise AssertionError(f"torch.optim.{name} accepted {kwargs}")
+
+
+@pytest.mark.parametrize("value", NOT_NUMBERS, ids=["str", "none", "list", "bool", "complex"])
+@pytest.mark.parametrize(
+    "name,arg,kind", NUMBER_CASES, ids=[f"{n}-{a}" for n, a, _ in NUMBER_CASES]
+)
+def test_a_hyperparameter_that_is_not_a_number_is_a_named_type_error(name, arg, kind, value):
+    message = f"{name}: {arg} must be {kind} number, got {value!r}"
+    with pytest.raises(TypeError) as caught:
+        _build(name, **{arg: value})
+    assert str(caught.value) == message
+
+
+@pytest.mark.parametrize("value", [-1, -1e-3, float("-inf")])
+@pytest.mark.parametrize(
+    "name,arg", [(n, a) for n, a, kind in NUMBER_CASES if kind != "a"], ids=lambda v: str(v)
+)
+def test_a_negative_hyperparameter_raises_torchs_value_error(name, arg, value):
+    theirs = _torch_error(name, **{arg: value})
+    with pytest.raises(ValueError) as caught:
+        _build(name, **{arg: value})
+    assert type(theirs) is ValueError and str(caught.value) == str(theirs)
+
+
+@pytest.mark.parametrize("name,arg", [("Adam", "lr"), ("RMSprop", "eps"), ("SGD", "lr")])
+def test_a_nan_hyperparameter_is_rejected(name, arg):
+    """NaN fails every bound (torch's SGD lets a NaN lr through; a NaN step is no use)."""
+    with pytest.raises(ValueError, match=r"^Invalid .*: nan$"):
+        _build(name, **{arg: float("nan")})
+
+
+@pytest.mark.parametrize("name", ["SGD", "RMSprop"])
+def test_a_numpy_scalar_hyperparameter_is_a_number(name):
+    opt = _build(name, lr=np.float32(0.5), momentum=np.int64(0))
+    assert opt.param_groups[0]["lr"] == 0.5
+
+
+@pytest.mark.parametrize("name", ["Adam", "AdamW"])
+@pytest.mark.parametrize(
+    "betas,message",
+    [
+        (0.9, "betas must be a pair of numbers in [0, 1), got 0.9"),
+        ((0.9,), "betas must be a pair of numbers in [0, 1), got (0.9,)"),
+        ((0.9, 0.99, 0.999), "betas must be a pair of numbers in [0, 1), got (0.9, 0.99, 0.999)"),
+        ("ab", "betas must be a pair of numbers in [0, 1), got 'ab'"),
+        ((0.9, "x"), "betas[1] must be a number in [0, 1), got 'x'"),
+        ((None, 0.999), "betas[0] must be a number in [0, 1), got None"),
+    ],
+    ids=["float", "one", "three", "str", "str-item", "none-item"],
+)
+def test_betas_that_are_not_a_pair_of_numbers_are_a_named_type_error(name, betas, message):
+    with pytest.raises(TypeError) as caught:
+        _build(name, betas=betas)
+    assert str(caught.value) == f"{name}: {message}"
+
+
+@pytest.mark.parametrize("name", ["Adam", "AdamW"])
+@pytest.mark.parametrize(
+    "betas", [(1.0, 0.999), (-0.1, 0.999), (0.9, 1.0), (0.9, -1e-9)], ids=lambda b: str(b)
+)
+def test_betas_out_of_range_raise_torchs_value_error(name, betas):
+    theirs = _torch_error(name, betas=betas)
+    with pytest.raises(ValueError) as caught:
+        _build(name, betas=betas)
+    assert type(theirs) is ValueError and str(caught.value) == str(theirs)
+
+
+def test_a_list_of_betas_is_kept_as_a_tuple():
+    assert _build("Adam", betas=[0.5, 0.6]).param_groups[0]["betas"] == (0.5, 0.6)
