@@ -1,7 +1,7 @@
 """Layers: ``Module``, ``Parameter``, containers and the layer classes, with PyTorch's names,
 constructor arguments, defaults, initialization and state-dict keys."""
 
-from layers import utils  # noqa: E402  (layers.utils.clip_grad_norm_, as torch.nn.utils)
+from layers import utils  # layers.utils.clip_grad_norm_, as torch.nn.utils
 from layers.activation import LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
 from layers.container import ModuleDict, ModuleList, Sequential
 from layers.conv import Conv2d, ConvTranspose2d

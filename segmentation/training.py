@@ -24,15 +24,12 @@ dropout, so on the CPU the resumed history equals the uninterrupted one bit for 
 
 from __future__ import annotations
 
-import csv
-import io
-import json
+import contextlib
 import logging
 import math
-import os
 import time
 import warnings
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -43,156 +40,60 @@ from layers.utils import clip_grad_norm_
 from minigrad import backend, optim
 from minigrad.optim import lr_scheduler
 from segmentation import losses, metrics
+from segmentation.checkpoints import (
+    RunState,
+    checkpoint_config,
+    load_checkpoint,
+    read_checkpoint,
+    restore,
+    save_checkpoint,
+    write_history,
+    write_json,
+)
 from segmentation.data.cache import CachedDataset
 from segmentation.data.loader import DataLoader, Subset, random_split
 from segmentation.data.oxford_pets import OxfordIIITPet
 from segmentation.data.transforms import eval_transform, train_transform
 from segmentation.models import MODELS
+from segmentation.training_config import (
+    HISTORY_KEYS,
+    LOSSES,
+    OPTIMIZERS,
+    ROC_STRIDE,
+    SCHEDULERS,
+    TrainConfig,
+    check_resumable,
+)
 
 log = logging.getLogger(__name__)
 
-LOSSES = ("ce", "weighted_ce", "dice", "jaccard", "focal", "ce+dice", "focal+dice")
-OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
-SCHEDULERS = ("none", "cosine", "step", "multistep", "plateau")
-WIDTH_MODELS = ("unet", "fast_unet")
-# (divisor, smallest side) of each model's input: FCN's five stride-2 stages need 32; SegNet
-# at its default depth 4 needs 2 ** (2 * 4 - 1) = 128; the U-Nets pad odd sizes.
-SIZE_RULES = {
-    "unet": (1, 16),
-    "fast_unet": (1, 16),
-    "resnet34_unet": (1, 32),
-    "fcn": (32, 32),
-    "segnet": (128, 128),
-}
-# Settings a resumed run must share with its checkpoint: they fix the weights' shapes, the
-# optimizer and scheduler state's meaning, and which images are train, val and test.
-RESUME_FIXED = (
-    "model",
-    "base_channels",
-    "num_classes",
-    "optimizer",
-    "scheduler",
-    "seed",
-    "subset",
-    "val_fraction",
-)
-HISTORY_KEYS = (
-    "epoch",
-    "train_loss",
-    "val_loss",
-    "val_miou",
-    "val_dice",
-    "val_pixel_acc",
-    "lr",
-    "seconds",
-    "images_per_s",
-)
-ROC_STRIDE = 7
-
-
-@dataclass
-class TrainConfig:
-    """Everything a run depends on; saved as ``config.json`` and in every checkpoint."""
-
-    data_dir: str = "data/oxford-iiit-pet"
-    out: str = "runs/pets"
-    device: str = "cpu"
-    model: str = "fast_unet"
-    base_channels: int | None = None
-    num_classes: int = 3
-    loss: str = "ce"
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    scheduler: str = "none"
-    epochs: int = 10
-    batch_size: int = 8
-    img_size: int = 128
-    augment: bool = True
-    subset: float = 1.0
-    val_fraction: float = 0.2
-    early_stopping: int = 0
-    clip_grad_norm: float = 0.0
-    num_workers: int = 2
-    seed: int = 0
-    cache_dir: str | None = None
-
-    def validate(self) -> None:
-        """Raise ValueError naming the first field with a value the run cannot use."""
-        _check_types(self)
-        choices = {
-            "model": tuple(MODELS),
-            "loss": LOSSES,
-            "optimizer": OPTIMIZERS,
-            "scheduler": SCHEDULERS,
-            "num_classes": (2, 3),
-        }
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
-        for name in ("epochs", "batch_size", "img_size", "lr"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
-        if not 0 < self.subset <= 1:
-            raise ValueError(f"subset must be in (0, 1], got {self.subset!r}")
-        if not 0 < self.val_fraction < 1:
-            raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction!r}")
-        for name in ("weight_decay", "early_stopping", "clip_grad_norm", "num_workers", "seed"):
-            if not getattr(self, name) >= 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
-        if self.base_channels is not None:
-            if self.model not in WIDTH_MODELS:
-                raise ValueError(
-                    f"base_channels applies to {WIDTH_MODELS} only, not to {self.model!r}"
-                )
-            if self.base_channels < 1:
-                raise ValueError(f"base_channels must be positive, got {self.base_channels!r}")
-        divisor, smallest = SIZE_RULES[self.model]
-        if self.img_size < smallest or self.img_size % divisor:
-            raise ValueError(
-                f"img_size for {self.model!r} must be a multiple of {divisor} and at least "
-                f"{smallest}, got {self.img_size}"
-            )
-
-    @classmethod
-    def from_dict(cls, values: dict) -> TrainConfig:
-        """A config from a dict such as ``config.json``; unknown keys are ignored."""
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
-
-
-def _check_types(config: TrainConfig) -> None:
-    """TypeError naming a field whose value is not of its default's type (ints pass as floats;
-    base_channels may be None)."""
-    for f in fields(config):
-        value, default = getattr(config, f.name), f.default
-        if f.name == "base_channels":
-            ok = value is None or (isinstance(value, int) and not isinstance(value, bool))
-            expected = "int or None"
-        elif f.name == "cache_dir":
-            ok, expected = value is None or isinstance(value, str), "str or None"
-        elif isinstance(default, bool):
-            ok, expected = isinstance(value, bool), "bool"
-        elif isinstance(default, float):
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-            expected = "float"
-        else:
-            ok = isinstance(value, type(default)) and not isinstance(value, bool)
-            expected = type(default).__name__
-        if not ok:
-            raise ValueError(f"{f.name} must be {expected}, got {value!r}")
-
-
-def check_resumable(config: TrainConfig, saved: dict, path) -> None:
-    """ValueError naming each :data:`RESUME_FIXED` setting where ``config`` differs from the
-    checkpoint ``path``'s config ``saved``."""
-    changed = [
-        f"{name}={getattr(config, name)!r} (checkpoint: {saved.get(name)!r})"
-        for name in RESUME_FIXED
-        if saved.get(name) != getattr(config, name)
-    ]
-    if changed:
-        raise ValueError(f"cannot resume from {path} with other settings: {', '.join(changed)}")
+# The settings and checkpoint names are part of this module's interface (the examples and
+# scripts use ``training.TrainConfig``, ``training.LOSSES``, ``training.checkpoint_config``).
+__all__ = [
+    "HISTORY_KEYS",
+    "LOSSES",
+    "OPTIMIZERS",
+    "SCHEDULERS",
+    "Run",
+    "RunState",
+    "TrainConfig",
+    "build_datasets",
+    "build_loaders",
+    "build_loss",
+    "build_model",
+    "build_optimizer",
+    "build_scheduler",
+    "checkpoint_config",
+    "evaluate",
+    "finish",
+    "fit",
+    "load_checkpoint",
+    "prepare",
+    "read_checkpoint",
+    "save_checkpoint",
+    "train",
+    "train_one_epoch",
+]
 
 
 # ---- building the parts ------------------------------------------------------------------
@@ -318,6 +219,18 @@ def build_loaders(config: TrainConfig, train, val, test) -> tuple:
 
 
 # ---- one epoch ---------------------------------------------------------------------------
+@contextlib.contextmanager
+def _closing(batches):
+    """``batches``, closed on exit when it can be (a DataLoader's generator): if a step
+    raises, the loader's threads stop at once rather than when the traceback is collected."""
+    try:
+        yield batches
+    finally:
+        close = getattr(batches, "close", None)
+        if close is not None:
+            close()
+
+
 def train_one_epoch(
     model, loader, loss_fn, optimizer, config, progress: bool = True, desc: str = "train"
 ) -> dict:
@@ -325,25 +238,29 @@ def train_one_epoch(
     ``{"train_loss": mean over images, "images_per_s": ...}``."""
     model.train()
     total, count, start = 0.0, 0, time.perf_counter()
-    bar = tqdm(loader, desc=desc, leave=False, disable=not progress, unit="batch")
-    for batch, (images, masks) in enumerate(bar):
-        x = mg.tensor(images, device=config.device)
-        y = mg.tensor(masks, device=config.device)
-        optimizer.zero_grad()
-        loss = loss_fn(model(x), y)
-        value = loss.item()
-        if not math.isfinite(value):
-            raise FloatingPointError(
-                f"training loss became {value} at batch {batch}; lower --lr or set --clip-grad-norm"
-            )
-        loss.backward()
-        if config.clip_grad_norm:
-            clip_grad_norm_(model.parameters(), config.clip_grad_norm)
-        optimizer.step()
-        total += value * len(images)
-        count += len(images)
-        rate = count / max(time.perf_counter() - start, 1e-9)
-        bar.set_postfix(loss=f"{total / count:.4f}", img_s=f"{rate:.1f}")
+    with (
+        _closing(iter(loader)) as batches,
+        tqdm(batches, total=len(loader), desc=desc, leave=False, disable=not progress) as bar,
+    ):
+        for batch, (images, masks) in enumerate(bar):
+            x = mg.tensor(images, device=config.device)
+            y = mg.tensor(masks, device=config.device)
+            optimizer.zero_grad()
+            loss = loss_fn(model(x), y)
+            value = loss.item()
+            if not math.isfinite(value):
+                raise FloatingPointError(
+                    f"training loss became {value} at batch {batch}; lower --lr or set "
+                    "--clip-grad-norm"
+                )
+            loss.backward()
+            if config.clip_grad_norm:
+                clip_grad_norm_(model.parameters(), config.clip_grad_norm)
+            optimizer.step()
+            total += value * len(images)
+            count += len(images)
+            rate = count / max(time.perf_counter() - start, 1e-9)
+            bar.set_postfix(loss=f"{total / count:.4f}", img_s=f"{rate:.1f}")
     seconds = time.perf_counter() - start
     return {"train_loss": total / max(count, 1), "images_per_s": count / max(seconds, 1e-9)}
 
@@ -382,98 +299,6 @@ def evaluate(model, loader, loss_fn, num_classes: int, device: str, roc_stride: 
     if roc_stride:
         result["scores"], result["targets"] = np.concatenate(scores), np.concatenate(targets)
     return result
-
-
-# ---- checkpoints and outputs -------------------------------------------------------------
-@dataclass
-class RunState:
-    """What the loop carries from epoch to epoch besides the model and optimizer: the last
-    finished epoch, the best validation mIoU so far, epochs since it improved, the history."""
-
-    epoch: int = -1
-    best_miou: float = -math.inf
-    stale_epochs: int = 0
-    history: list = field(default_factory=list)
-
-
-def save_checkpoint(path, model, optimizer, scheduler, state: RunState, config) -> None:
-    """The whole training state in one safetensors file, written atomically."""
-    mg.save(
-        {
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": None if scheduler is None else scheduler.state_dict(),
-            "epoch": state.epoch,
-            "best_miou": state.best_miou,
-            "stale_epochs": state.stale_epochs,
-            "history": state.history,
-            "rng": backend.get_rng_state(),
-            "config": asdict(config),
-        },
-        path,
-    )
-
-
-def read_checkpoint(path, device: str = "cpu") -> dict:
-    """A :func:`save_checkpoint` file as a dict; ValueError if it is some other file."""
-    checkpoint = mg.load(path, device=device)
-    missing = [
-        key
-        for key in ("model", "optimizer", "scheduler", "epoch", "rng", "config")
-        if not isinstance(checkpoint, dict) or key not in checkpoint
-    ]
-    if missing:
-        raise ValueError(f"{path} is not a training checkpoint: it has no {missing} entries")
-    return checkpoint
-
-
-def load_checkpoint(path, model, optimizer=None, scheduler=None, device="cpu") -> RunState:
-    """Restore a :func:`save_checkpoint` file into fresh objects, and the global generator's
-    state; returns the loop state."""
-    return restore(read_checkpoint(path, device), model, optimizer, scheduler)
-
-
-def restore(checkpoint: dict, model, optimizer=None, scheduler=None) -> RunState:
-    """:func:`load_checkpoint` from a checkpoint already read by :func:`read_checkpoint`."""
-    model.load_state_dict(checkpoint["model"])
-    if optimizer is not None:
-        optimizer.load_state_dict(checkpoint["optimizer"])
-    if scheduler is not None and checkpoint["scheduler"] is not None:
-        scheduler.load_state_dict(checkpoint["scheduler"])
-    backend.set_rng_state(checkpoint["rng"])
-    return RunState(
-        checkpoint["epoch"],
-        checkpoint["best_miou"],
-        checkpoint["stale_epochs"],
-        list(checkpoint["history"] or []),
-    )
-
-
-def checkpoint_config(path) -> dict:
-    """The config a :func:`save_checkpoint` file was written with."""
-    return read_checkpoint(path)["config"]
-
-
-def write_text(path: Path, text: str) -> None:
-    """``path`` replaced by ``text`` atomically (written aside, then renamed), so a reader
-    or a killed run never sees half a file."""
-    temp = path.with_name(f".{path.name}.tmp")
-    temp.write_text(text)
-    os.replace(temp, path)
-
-
-def write_json(path: Path, value) -> None:
-    write_text(path, json.dumps(value, indent=2))
-
-
-def write_history(out: Path, history: list) -> None:
-    """``history.json`` (a list of per-epoch dicts) and ``history.csv`` (same rows)."""
-    write_json(out / "history.json", history)
-    table = io.StringIO(newline="")
-    writer = csv.DictWriter(table, fieldnames=HISTORY_KEYS, extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(history)
-    write_text(out / "history.csv", table.getvalue())
 
 
 def current_lr(optimizer) -> float:
@@ -605,9 +430,11 @@ def _run_epoch(run: Run, epoch: int, progress: bool) -> None:
     state.stale_epochs = 0 if improved else state.stale_epochs + 1
     folder = Path(config.out) / "checkpoints"
     parts = (run.model, run.optimizer, run.scheduler, state, config)
-    save_checkpoint(folder / "last.safetensors", *parts)
+    # best before last: a run killed between the two resumes from the previous last and
+    # redoes this epoch, so best never lags behind the best_miou that last records.
     if improved:
         save_checkpoint(folder / "best.safetensors", *parts)
+    save_checkpoint(folder / "last.safetensors", *parts)
     write_history(Path(config.out), state.history)
     log.info(_epoch_line(row, config.epochs))
 

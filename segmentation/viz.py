@@ -1,21 +1,19 @@
 """Plots of a training run: loss and IoU curves, mask overlays and per-class ROC curves.
 
-Written with Matplotlib's Agg backend (no display needed) into PNG files.
+Each figure is a ``matplotlib.figure.Figure`` saved straight to a PNG file: no pyplot, so
+importing this module neither needs a display nor changes the backend of a notebook.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-import minigrad as mg  # noqa: E402
-from segmentation import metrics  # noqa: E402
-from segmentation.data.transforms import IMAGENET_MEAN, IMAGENET_STD, eval_transform  # noqa: E402
+import minigrad as mg
+from segmentation import metrics
+from segmentation.data.transforms import IMAGENET_MEAN, IMAGENET_STD, eval_transform
 
 CLASS_NAMES = {3: ("pet", "background", "border"), 2: ("background", "pet")}
 PET, BACKGROUND, BORDER = (230, 80, 40), (40, 90, 200), (250, 220, 60)
@@ -28,7 +26,8 @@ PALETTES = {
 def plot_curves(history: list, path) -> None:
     """Training and validation loss (left), validation mean IoU and Dice (right), per epoch."""
     epochs = [row["epoch"] + 1 for row in history]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    fig = Figure(figsize=(10, 4))
+    left, right = fig.subplots(1, 2)
     left.plot(epochs, [r["train_loss"] for r in history], "o-", label="train")
     left.plot(epochs, [r["val_loss"] for r in history], "o-", label="validation")
     left.set(xlabel="epoch", ylabel="loss", title="Loss")
@@ -59,7 +58,8 @@ def plot_samples(model, dataset, config, path, count: int = 4) -> None:
     """Image, true mask and predicted mask overlays for the first ``count`` samples."""
     transform = eval_transform(config.img_size)
     count = min(count, len(dataset))
-    fig, axes = plt.subplots(count, 3, figsize=(9, 3 * count), squeeze=False)
+    fig = Figure(figsize=(9, 3 * count))
+    axes = fig.subplots(count, 3, squeeze=False)
     model.eval()
     for row in range(count):
         image, mask = transform(*dataset[row], None)
@@ -81,7 +81,8 @@ def plot_samples(model, dataset, config, path, count: int = 4) -> None:
 def plot_roc(scores: np.ndarray, targets: np.ndarray, num_classes: int, path) -> None:
     """One-vs-rest ROC curve per class from pixel probabilities (P, C) and labels (P,); a
     class that is absent (or everywhere) has no curve."""
-    fig, ax = plt.subplots(figsize=(5, 5))
+    fig = Figure(figsize=(5, 5))
+    ax = fig.subplots()
     names = CLASS_NAMES.get(num_classes, [str(c) for c in range(num_classes)])
     for c in range(num_classes):
         positive = targets == c
@@ -99,4 +100,3 @@ def _save(fig, path) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
-    plt.close(fig)

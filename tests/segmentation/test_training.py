@@ -187,6 +187,46 @@ def test_interrupted_checkpoint_write_keeps_the_previous_one(
     assert stable(history) == stable(baseline[1])
 
 
+@pytest.mark.parametrize("dies_at", [3, 4])
+def test_a_run_killed_between_checkpoint_writes_resumes_to_the_baseline_best(
+    pets, baseline, tmp_path, monkeypatch, dropout_model, dies_at
+):
+    """Whichever write of epoch 2 dies (best's or last's), the resumed run ends with the
+    uninterrupted run's best.safetensors: best is written first, so last never records a
+    best mIoU that best does not hold."""
+    real_write = serialization._write_safetensors
+    calls = []
+
+    def dying_write(file, arrays, metadata):
+        calls.append(len(calls))
+        if len(calls) == dies_at:
+            raise KeyboardInterrupt
+        return real_write(file, arrays, metadata)
+
+    monkeypatch.setattr(serialization, "_write_safetensors", dying_write)
+    config = tiny(pets, tmp_path / "run")
+    with pytest.raises(KeyboardInterrupt):
+        training.fit(config, progress=False)
+    monkeypatch.setattr(serialization, "_write_safetensors", real_write)
+    folder = tmp_path / "run" / "checkpoints"
+    training.fit(config, resume=folder / "last.safetensors", progress=False)
+    ours = training.read_checkpoint(folder / "best.safetensors")
+    theirs = training.read_checkpoint(baseline[0] / "checkpoints" / "best.safetensors")
+    assert ours["epoch"] == theirs["epoch"] and ours["best_miou"] == theirs["best_miou"]
+    for key, value in theirs["model"].items():
+        np.testing.assert_array_equal(ours["model"][key].numpy(), value.numpy(), err_msg=key)
+
+
+def test_resume_refuses_a_new_learning_rate_or_a_longer_schedule(stopped, tmp_path):
+    """The optimizer's saved groups would silently keep the old lr, and a cosine schedule
+    was built for the old epoch count: both are refused, naming the setting."""
+    _, last = resume_copy(stopped, tmp_path)
+    saved = training.TrainConfig.from_dict(training.checkpoint_config(last))
+    for change, name in (({"lr": 0.5}, "lr"), ({"epochs": EPOCHS + 2}, "epochs")):
+        with pytest.raises(ValueError, match=rf"{name}="):
+            training.fit(replace(saved, **change), resume=last, progress=False)
+
+
 def test_cache_gives_the_same_batches(pets, baseline, tmp_path, monkeypatch):
     """With --cache-dir the first epoch fills the cache and matches the uncached run; a
     second run reads every image from the cache (decoding would fail) to the same numbers."""
