@@ -80,13 +80,13 @@ class Adam(Optimizer):
         decoupled_weight_decay: bool = False,
     ):
         name = type(self).__name__
-        check_number(lr, "lr", optimizer=name, invalid=f"Invalid learning rate: {lr}")
-        check_number(eps, "eps", optimizer=name, invalid=f"Invalid epsilon value: {eps}")
-        check_betas(betas, optimizer=name)
+        check_number(lr, "lr", owner=name, invalid=f"Invalid learning rate: {lr}")
+        check_number(eps, "eps", owner=name, invalid=f"Invalid epsilon value: {eps}")
+        check_betas(betas, owner=name)
         check_number(
             weight_decay,
             "weight_decay",
-            optimizer=name,
+            owner=name,
             invalid=f"Invalid weight_decay value: {weight_decay}",
         )
         defaults = {

@@ -240,7 +240,7 @@ def check_number(
     value,
     name: str,
     *,
-    optimizer: str,
+    owner: str,
     low: float | None = 0.0,
     high: float | None = None,
     invalid: str | None = None,
@@ -250,7 +250,8 @@ def check_number(
     Args:
         value: the hyperparameter as the user gave it.
         name: its argument name, for the message ("lr").
-        optimizer: the optimizer's class name, for the message ("Adam").
+        owner: the class name of the optimizer (or scheduler) it is for, for the message
+            ("Adam").
         low: the least allowed value (None: no lower bound).
         high: the exclusive upper bound (None: none).
         invalid: the message of the ValueError for a number out of range; PyTorch's, where
@@ -263,12 +264,12 @@ def check_number(
     """
     expected = _expected_range(low, high)
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{optimizer}: {name} must be {expected}, got {value!r}")
+        raise TypeError(f"{owner}: {name} must be {expected}, got {value!r}")
     if (low is not None and not low <= value) or (high is not None and not value < high):
-        raise ValueError(invalid or f"{optimizer}: {name} must be {expected}, got {value!r}")
+        raise ValueError(invalid or f"{owner}: {name} must be {expected}, got {value!r}")
 
 
-def check_betas(betas, *, optimizer: str) -> None:
+def check_betas(betas, *, owner: str) -> None:
     """Check Adam's ``betas``: a tuple or list of two numbers, each in ``[0, 1)``.
 
     Raises:
@@ -277,12 +278,12 @@ def check_betas(betas, *, optimizer: str) -> None:
             parameter at index 1: 1.0").
     """
     if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-        raise TypeError(f"{optimizer}: betas must be a pair of numbers in [0, 1), got {betas!r}")
+        raise TypeError(f"{owner}: betas must be a pair of numbers in [0, 1), got {betas!r}")
     for i, beta in enumerate(betas):
         check_number(
             beta,
             f"betas[{i}]",
-            optimizer=optimizer,
+            owner=owner,
             high=1.0,
             invalid=f"Invalid beta parameter at index {i}: {beta}",
         )

@@ -71,18 +71,18 @@ class RMSprop(Optimizer):
         maximize: bool = False,
     ):
         name = type(self).__name__
-        check_number(lr, "lr", optimizer=name, invalid=f"Invalid learning rate: {lr}")
-        check_number(eps, "eps", optimizer=name, invalid=f"Invalid epsilon value: {eps}")
+        check_number(lr, "lr", owner=name, invalid=f"Invalid learning rate: {lr}")
+        check_number(eps, "eps", owner=name, invalid=f"Invalid epsilon value: {eps}")
         check_number(
-            momentum, "momentum", optimizer=name, invalid=f"Invalid momentum value: {momentum}"
+            momentum, "momentum", owner=name, invalid=f"Invalid momentum value: {momentum}"
         )
         check_number(
             weight_decay,
             "weight_decay",
-            optimizer=name,
+            owner=name,
             invalid=f"Invalid weight_decay value: {weight_decay}",
         )
-        check_number(alpha, "alpha", optimizer=name, invalid=f"Invalid alpha value: {alpha}")
+        check_number(alpha, "alpha", owner=name, invalid=f"Invalid alpha value: {alpha}")
         defaults = {
             "lr": lr,
             "momentum": momentum,

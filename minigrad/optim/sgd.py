@@ -65,15 +65,15 @@ class SGD(Optimizer):
         maximize: bool = False,
     ):
         name = type(self).__name__
-        check_number(lr, "lr", optimizer=name, invalid=f"Invalid learning rate: {lr}")
+        check_number(lr, "lr", owner=name, invalid=f"Invalid learning rate: {lr}")
         check_number(
-            momentum, "momentum", optimizer=name, invalid=f"Invalid momentum value: {momentum}"
+            momentum, "momentum", owner=name, invalid=f"Invalid momentum value: {momentum}"
         )
-        check_number(dampening, "dampening", optimizer=name, low=None)
+        check_number(dampening, "dampening", owner=name, low=None)
         check_number(
             weight_decay,
             "weight_decay",
-            optimizer=name,
+            owner=name,
             invalid=f"Invalid weight_decay value: {weight_decay}",
         )
         if nesterov and (momentum <= 0 or dampening != 0):

@@ -272,3 +272,142 @@ def test_one_cycle_needs_a_momentum_to_cycle():
 
     with pytest.raises(ValueError, match="optimizer must support momentum or beta1"):
         sched.OneCycleLR(Plain([mg.zeros(1, requires_grad=True)]), max_lr=1.0, total_steps=5)
+
+
+ARGUMENT_CASES = {
+    "step-size-zero": (
+        lambda o: sched.StepLR(o, 0),
+        ValueError,
+        "StepLR: step_size must be an integer >= 1, got 0",
+    ),
+    "step-size-float": (
+        lambda o: sched.StepLR(o, 2.5),
+        TypeError,
+        "StepLR: step_size must be an integer >= 1, got 2.5",
+    ),
+    "step-size-bool": (
+        lambda o: sched.StepLR(o, True),
+        TypeError,
+        "StepLR: step_size must be an integer >= 1, got True",
+    ),
+    "step-gamma": (
+        lambda o: sched.StepLR(o, 2, gamma="x"),
+        TypeError,
+        "StepLR: gamma must be a number, got 'x'",
+    ),
+    "last-epoch": (
+        lambda o: sched.StepLR(o, 2, last_epoch=-2),
+        ValueError,
+        "StepLR: last_epoch must be an integer >= -1, got -2",
+    ),
+    "milestones-int": (
+        lambda o: sched.MultiStepLR(o, 5),
+        TypeError,
+        "MultiStepLR: milestones must be a list of integers, got 5",
+    ),
+    "milestones-float": (
+        lambda o: sched.MultiStepLR(o, [2, 3.5]),
+        TypeError,
+        "MultiStepLR: milestones[1] must be an integer, got 3.5",
+    ),
+    "multistep-gamma": (
+        lambda o: sched.MultiStepLR(o, [2], gamma=None),
+        TypeError,
+        "MultiStepLR: gamma must be a number, got None",
+    ),
+    "exponential-gamma": (
+        lambda o: sched.ExponentialLR(o, "0.9"),
+        TypeError,
+        "ExponentialLR: gamma must be a number, got '0.9'",
+    ),
+    "t-max-zero": (
+        lambda o: sched.CosineAnnealingLR(o, T_max=0),
+        ValueError,
+        "CosineAnnealingLR: T_max must be an integer >= 1, got 0",
+    ),
+    "eta-min": (
+        lambda o: sched.CosineAnnealingLR(o, T_max=10, eta_min="0"),
+        TypeError,
+        "CosineAnnealingLR: eta_min must be a number, got '0'",
+    ),
+    "total-iters-zero": (
+        lambda o: sched.LinearLR(o, total_iters=0),
+        ValueError,
+        "LinearLR: total_iters must be an integer >= 1, got 0",
+    ),
+    "start-factor": (
+        lambda o: sched.LinearLR(o, start_factor="a"),
+        TypeError,
+        "LinearLR: start_factor must be a number, got 'a'",
+    ),
+    "patience": (
+        lambda o: sched.ReduceLROnPlateau(o, patience=-1),
+        ValueError,
+        "ReduceLROnPlateau: patience must be an integer >= 0, got -1",
+    ),
+    "cooldown": (
+        lambda o: sched.ReduceLROnPlateau(o, cooldown=1.5),
+        TypeError,
+        "ReduceLROnPlateau: cooldown must be an integer >= 0, got 1.5",
+    ),
+    "factor": (
+        lambda o: sched.ReduceLROnPlateau(o, factor="x"),
+        TypeError,
+        "ReduceLROnPlateau: factor must be a number, got 'x'",
+    ),
+    "min-lr": (
+        lambda o: sched.ReduceLROnPlateau(o, min_lr=[0, "x"]),
+        TypeError,
+        "ReduceLROnPlateau: min_lr[1] must be a number, got 'x'",
+    ),
+    "max-lr": (
+        lambda o: sched.OneCycleLR(o, "x", 10),
+        TypeError,
+        "OneCycleLR: max_lr must be a non-negative number, got 'x'",
+    ),
+    "div-factor": (
+        lambda o: sched.OneCycleLR(o, 1.0, 10, div_factor=0),
+        ValueError,
+        "OneCycleLR: div_factor must be a positive number, got 0",
+    ),
+    "pct-start-str": (
+        lambda o: sched.OneCycleLR(o, 1.0, 10, pct_start="x"),
+        ValueError,
+        "Expected float between 0 and 1 pct_start, but got x",
+    ),
+    "sequential-milestones": (
+        lambda o: sched.SequentialLR(o, [sched.StepLR(o, 2), sched.StepLR(o, 2)], [1.5]),
+        TypeError,
+        "SequentialLR: milestones[0] must be an integer, got 1.5",
+    ),
+}
+
+
+@pytest.mark.parametrize("make,error,message", ARGUMENT_CASES.values(), ids=list(ARGUMENT_CASES))
+def test_a_bad_argument_fails_in_the_constructor_naming_it_and_its_value(make, error, message):
+    """Counts of 0 used to build and then divide by zero at the first step()."""
+    opt, _ = _optimizer(optim, "sgd")
+    with pytest.raises(error) as caught:
+        make(opt)
+    assert str(caught.value) == message
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda m, o: m.StepLR(o, step_size=np.int64(3), gamma=np.float32(0.5)),
+        lambda m, o: m.CosineAnnealingLR(o, T_max=np.int32(4)),
+        lambda m, o: m.MultiStepLR(o, milestones=np.array([2, 5])),
+    ],
+    ids=["step", "cosine", "multistep"],
+)
+def test_numpy_integers_and_floats_are_accepted_as_torch_does(make):
+    ours, our_params = _optimizer(optim, "sgd")
+    theirs, their_params = _optimizer(torch.optim, "sgd")
+    our_sched, their_sched = make(sched, ours), make(torch_sched, theirs)
+    for _ in range(8):
+        _optimizer_step(ours, our_params)
+        _optimizer_step(theirs, their_params)
+        our_sched.step()
+        their_sched.step()
+        assert _group_values(ours) == _group_values(theirs)
