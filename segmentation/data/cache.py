@@ -34,7 +34,8 @@ from pathlib import Path
 import numpy as np
 
 from .loader import Subset
-from .transforms import Resize, _check_sample, _size_pair
+from .transform_base import _check_sample
+from .transforms import Resize, _size_pair
 
 __all__ = ["CachedDataset", "dataset_fingerprint"]
 

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from segmentation.data.transforms import Transform, _positive_int
+from segmentation.data.transform_base import Transform, _positive_int
 
 # ITU-R 601-2 luma, as torchvision's rgb_to_grayscale.
 _LUMA = np.array([0.2989, 0.587, 0.114], dtype=np.float32)

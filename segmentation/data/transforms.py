@@ -4,7 +4,8 @@ Every transform takes and returns a pair ``(image, mask)``: the image uint8 ``(H
 (RGB), the mask an integer ``(H, W)`` array of class indices. Geometric transforms move both
 with the same geometry (the image resampled bilinearly, the mask by nearest neighbour, so a
 mask never gains values it did not have); the colour transforms of
-:mod:`segmentation.data.photometric` (re-exported here) touch the image only.
+:mod:`segmentation.data.photometric` (re-exported here) touch the image only; the base
+:class:`Transform` and :class:`Compose` live in :mod:`segmentation.data.transform_base`.
 :class:`Normalize` ends a pipeline: it turns the image into float32 ``(3, H, W)`` and the mask
 into int64 ``(H, W)``, the layout the models and losses take.
 
@@ -24,28 +25,30 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image
+
+from segmentation.data.photometric import (
+    ColorJitter,
+    GaussianBlur,
+    adjust_brightness,
+    adjust_contrast,
+    adjust_hue,
+    adjust_saturation,
+    gaussian_kernel1d,
+)
+from segmentation.data.transform_base import (
+    Compose,
+    Transform,
+    _positive_int,
+)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 # Trimap masks after OxfordIIITPet's mapping: 0 pet, 1 background, 2 border.
 TRIMAP_BACKGROUND = 1
-
-# The photometric transforms and formulas: defined in segmentation.data.photometric, which
-# builds on Transform here, and re-exported from this module on first access (__getattr__),
-# so that either module can be imported first.
-_PHOTOMETRIC = (
-    "ColorJitter",
-    "GaussianBlur",
-    "adjust_brightness",
-    "adjust_contrast",
-    "adjust_saturation",
-    "adjust_hue",
-    "gaussian_kernel1d",
-)
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -61,55 +64,14 @@ __all__ = [
     "Normalize",
     "train_transform",
     "eval_transform",
-    *_PHOTOMETRIC,
+    "ColorJitter",
+    "GaussianBlur",
+    "adjust_brightness",
+    "adjust_contrast",
+    "adjust_saturation",
+    "adjust_hue",
+    "gaussian_kernel1d",
 ]
-
-
-def __getattr__(name: str):
-    """``transforms.ColorJitter`` and the other photometric names, from their module."""
-    if name in _PHOTOMETRIC:
-        from segmentation.data import photometric
-
-        return getattr(photometric, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list:
-    return sorted({*globals(), *_PHOTOMETRIC})
-
-
-# ---------------------------------------------------------------------------- checks
-
-
-def _check_sample(image, mask, where: str) -> None:
-    """Raise naming ``where`` unless image is uint8 (H, W, 3) and mask integer (H, W)."""
-    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3:
-        raise TypeError(
-            f"{where}: image must be a uint8 numpy array of shape (H, W, 3), got "
-            f"{_describe(image)} (Normalize must be the last transform)"
-        )
-    if image.shape[2] != 3:
-        raise ValueError(f"{where}: image must have 3 channels (H, W, 3), got {image.shape}")
-    if not isinstance(mask, np.ndarray) or mask.ndim != 2 or mask.dtype.kind not in "iu":
-        raise TypeError(
-            f"{where}: mask must be an integer numpy array of shape (H, W), got {_describe(mask)}"
-        )
-    if mask.shape != image.shape[:2]:
-        raise ValueError(
-            f"{where}: mask shape {mask.shape} does not match image shape {image.shape[:2]}"
-        )
-
-
-def _describe(x) -> str:
-    if isinstance(x, np.ndarray):
-        return f"{x.dtype} array of shape {x.shape}"
-    return type(x).__name__
-
-
-def _positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
 
 
 def _size_pair(size, name: str) -> tuple[int, int]:
@@ -120,14 +82,6 @@ def _size_pair(size, name: str) -> tuple[int, int]:
     if isinstance(size, Sequence) and len(size) == 2:
         return _positive_int(size[0], f"{name}[0]"), _positive_int(size[1], f"{name}[1]")
     raise ValueError(f"{name} must be an int or a (height, width) pair, got {size!r}")
-
-
-def _rng(rng) -> np.random.Generator:
-    if rng is None:
-        return np.random.default_rng()
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"rng must be a numpy.random.Generator or None, got {type(rng).__name__}")
-    return rng
 
 
 # ------------------------------------------------------------------------ PIL bridge
@@ -157,55 +111,6 @@ def _resize_pair(image, mask, size_hw):
     out_image = Image.fromarray(image).resize((w, h), Image.BILINEAR)
     out_mask = _mask_to_pil(mask).resize((w, h), Image.NEAREST)
     return np.asarray(out_image), _pil_to_mask(out_mask, mask.dtype)
-
-
-# ------------------------------------------------------------------------ base types
-
-
-class Transform:
-    """Base class: ``t(image, mask, rng=None) -> (image, mask)``.
-
-    Checks the pair (uint8 (H, W, 3) image, integer (H, W) mask of the same size), then calls
-    :meth:`apply` with a generator (a fresh unseeded one when ``rng`` is None).
-    """
-
-    def __call__(self, image, mask, rng: np.random.Generator | None = None):
-        _check_sample(image, mask, type(self).__name__)
-        return self.apply(image, mask, _rng(rng))
-
-    def apply(self, image: np.ndarray, mask: np.ndarray, rng: np.random.Generator):
-        """Transform a checked pair; subclasses draw any randomness from ``rng``."""
-        raise NotImplementedError
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
-        return f"{type(self).__name__}({args})"
-
-
-class Compose:
-    """Chain transforms: ``Compose([t1, t2])(image, mask, rng)`` is
-    ``t2(*t1(image, mask, rng), rng)``, all drawing from the one generator in turn.
-
-    Each element is called as ``t(image, mask, rng)``. With ``rng=None`` a fresh unseeded
-    generator is made once and shared by the chain.
-    """
-
-    def __init__(self, transforms: Sequence[Callable]):
-        transforms = list(transforms)
-        for k, t in enumerate(transforms):
-            if not callable(t):
-                raise TypeError(f"Compose: transforms[{k}] is not callable: {t!r}")
-        self.transforms = transforms
-
-    def __call__(self, image, mask, rng: np.random.Generator | None = None):
-        rng = _rng(rng)
-        for t in self.transforms:
-            image, mask = t(image, mask, rng)
-        return image, mask
-
-    def __repr__(self) -> str:
-        inner = "".join(f"\n    {t!r}," for t in self.transforms)
-        return f"Compose([{inner}\n])"
 
 
 # ----------------------------------------------------------------------- geometric
@@ -398,8 +303,6 @@ def train_transform(size, augment: bool = True) -> Compose:
 
     ``augment=False`` gives :func:`eval_transform`. Output: float32 (3, h, w), int64 (h, w).
     """
-    from segmentation.data.photometric import ColorJitter  # it imports this module
-
     if not augment:
         return eval_transform(size)
     return Compose(
