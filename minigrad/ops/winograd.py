@@ -288,26 +288,36 @@ def forward_and_grad_weight(x, W, gy, g: ConvGeometry) -> tuple:
     and the weight gradient of that conv for output gradient gy (N, Co, Ho, Wo), (Co,
     C/groups, 3, 3): either None when its W or gy is None. One pass over the transformed tiles
     of x serves both (the input transform is the costly step, so a caller that needs both
-    pays for it once)."""
+    pays for it once). The first tile's weight-domain product goes straight into dU, later ones
+    into a reused buffer added to it (a fresh weight-sized temporary costs page faults)."""
     xp = backend.get_array_module(x)
     plan = _Plan(x, g)
-    y = U = dU = product = None
+    y = U = dU = None
     if W is not None:
         U = transformed_weight(W, g)
         y = xp.empty(g.out_shape, dtype=x.dtype)
-    if gy is not None:
-        dU = xp.zeros(
-            (16, g.groups, g.out_channels // g.groups, g.in_channels // g.groups), x.dtype
-        )
-        product = xp.empty_like(dU)
+    shape = (16, g.groups, g.out_channels // g.groups, g.in_channels // g.groups)
     for tile, V, M in _transformed_inputs(x, plan):
         width = plan.width(tile)
         v, m = _gemm_operands(V, g.groups, width), _gemm_operands(M, g.groups, width)
         if U is not None:
             xp.matmul(U, v, out=m)
             _transform_output(M, plan, tile, y)
-        if dU is not None:
-            _transform_output_gradient(gy, plan, tile, M)
-            xp.matmul(m, v.swapaxes(2, 3), out=product)
-            dU += product
-    return y, None if dU is None else _weight_from_domain(dU, g)
+        if gy is None:
+            continue
+        _transform_output_gradient(gy, plan, tile, M)
+        if dU is None:
+            dU = xp.matmul(m, v.swapaxes(2, 3), out=xp.empty(shape, x.dtype))
+        else:
+            dU += xp.matmul(m, v.swapaxes(2, 3), out=_scratch(x, shape, "winograd dU"))
+    if gy is not None and dU is None:
+        dU = xp.zeros(shape, x.dtype)
+    return y, None if gy is None else _weight_from_domain(dU, g)
+
+
+def _scratch(like, shape, slot: str):
+    """A reused scratch array of ``shape``."""
+    size = 1
+    for side in shape:
+        size *= side
+    return scratch(like, size, slot).reshape(shape)

@@ -21,6 +21,14 @@ from minigrad.ops.im2col import (
     tile_columns,
 )
 
+THIN_ROWS = 64
+
+
+def _scratch_product(like, shape):
+    """A reused (G, a, b) buffer for the weight-gradient product of a tile after the first."""
+    size = shape[0] * shape[1] * shape[2]
+    return scratch(like, size, "weight product").reshape(shape)
+
 
 def _grouped_weight(W, g: ConvGeometry):
     """W (Co, Cg, kh, kw) as (G, Co/G, Cg*kh*kw), the left operand of the GEMM."""
@@ -103,10 +111,13 @@ def _gemm_columns_pass(x, g: ConvGeometry, W=None, gy=None, zero_garbage: bool =
     im2col per tile.
 
     The weight-gradient GEMM ``gy col^T`` (Co/groups, rows) is written as its transpose
-    ``col @ gy^T`` when gy has fewer rows than the columns (the usual case): BLAS handles a
-    thin right operand faster than a thin left one (1.3x at 64 x 576, 2.6x at 3 x 576). Every
-    product goes into a preallocated array (a batched matmul with a transposed operand and no
-    ``out`` is slower).
+    ``col @ gy^T`` when gy is thin (fewer than THIN_ROWS rows, and fewer than the columns):
+    BLAS handles a thin right operand faster than a thin left one (1.3x at 64 x 576, 2.6x at
+    3 x 576); from 64 rows on both run at the same speed, and the transposing copy back would
+    cost more than the GEMM (70 ms against 29 at 1024 x 9216). The first tile's product goes
+    straight into the result, later ones into a scratch buffer added to it (a batched matmul
+    with a transposed operand and no ``out`` is slower; fresh weight-sized temporaries cost
+    page faults on every call).
     ``zero_garbage`` clears the extra columns of the wide layout before the weight gradient:
     they hold real pixels, and an inf there would turn ``inf * 0`` into NaN.
     """
@@ -115,13 +126,11 @@ def _gemm_columns_pass(x, g: ConvGeometry, W=None, gy=None, zero_garbage: bool =
     padded = layout.padded(x)
     y = None if W is None else xp.empty(g.out_shape, dtype=x.dtype)
     w = None if W is None else _grouped_weight(W, g)
-    gw = product = None
+    gw = shape = None
     per_group, rows = g.out_channels // g.groups, g.col_rows // g.groups
-    transposed = per_group < rows
+    transposed = per_group < min(rows, THIN_ROWS)
     if gy is not None:
         shape = (g.groups, rows, per_group) if transposed else (g.groups, per_group, rows)
-        gw = xp.zeros(shape, dtype=x.dtype)
-        product = xp.empty_like(gw)
     buffers = _TileBuffers(x, g, layout)
     for tile in buffers.tiles:
         width = buffers.width(tile)
@@ -131,16 +140,23 @@ def _gemm_columns_pass(x, g: ConvGeometry, W=None, gy=None, zero_garbage: bool =
             work = buffers.work(tile)
             xp.matmul(w, col_view, out=_gemm_view(work, g.groups, width))
             y[tile.samples, :, tile.r0 : tile.r1] = layout.cropped(work).swapaxes(0, 1)
-        if gw is None:
+        if shape is None:
             continue
         if zero_garbage and layout.wide:
             col[..., g.out_w :] = 0
         gy_view = _gemm_view(_gy_work(gy, tile, buffers), g.groups, width)
+        first = gw is None
+        product = xp.empty(shape, x.dtype) if first else _scratch_product(x, shape)
         if transposed:
             xp.matmul(col_view, gy_view.swapaxes(1, 2), out=product)
         else:
             xp.matmul(gy_view, col_view.swapaxes(1, 2), out=product)
-        gw += product
+        if first:
+            gw = product
+        else:
+            gw += product
+    if shape is not None and gw is None:
+        gw = xp.zeros(shape, dtype=x.dtype)
     if gw is not None:
         gw = (xp.ascontiguousarray(gw.swapaxes(1, 2)) if transposed else gw).reshape(g.weight_shape)
     return y, gw

@@ -16,6 +16,18 @@ from minigrad.ops.conv.nonfinite import _finite_on_cpu, _gemm_pass
 from minigrad.ops.conv.pointwise import _is_pointwise
 from minigrad.ops.im2col import ConvGeometry
 
+WEIGHT_BOUND_ELEMENTS = 1 << 20
+
+
+def _weight_bound(g: ConvGeometry) -> bool:
+    """Whether the weight is large (WEIGHT_BOUND_ELEMENTS or more) and has more elements than
+    the input (small images, many channels, as in a U-Net's bottleneck): there the reversed
+    kernel's weight-sized copies (W reversed, and the weight gradient reversed back) cost more
+    than the col2im scatter of the small image (batch 4 at 8x8, 1024 channels: 160 ms against
+    85, the fresh memory page-faulting)."""
+    weight = g.out_channels * g.col_rows // g.groups
+    return weight >= WEIGHT_BOUND_ELEMENTS and weight > g.batch * g.in_channels * g.in_h * g.in_w
+
 
 def _reversed_geometry(g: ConvGeometry) -> ConvGeometry | None:
     """The stride-1 conv2d that computes the input gradient of a stride-1 conv2d.
@@ -23,10 +35,10 @@ def _reversed_geometry(g: ConvGeometry) -> ConvGeometry | None:
     ``gx[h] = sum_i gy[h + p - i*d] W[i]`` is a correlation of gy with the kernel flipped and
     its in/out channels swapped within each group (:func:`_reversed_weight`), zero-padded by
     ``d*(k-1) - p``. Returns its geometry, gy (N, Co, Ho, Wo) -> (N, C, H, W), or None when the
-    conv has a stride or pads more than that.
+    conv has a stride, pads more than that, or is :func:`_weight_bound` (col2im then).
     """
     pad_h, pad_w = g.dy * (g.kh - 1) - g.pad_h, g.dx * (g.kw - 1) - g.pad_w
-    if (g.sy, g.sx) != (1, 1) or min(pad_h, pad_w) < 0:
+    if (g.sy, g.sx) != (1, 1) or min(pad_h, pad_w) < 0 or _weight_bound(g):
         return None
     return ConvGeometry(
         g.batch,

@@ -16,7 +16,7 @@ from minigrad import parallel
 from minigrad.gradcheck import gradcheck
 from minigrad.ops import conv as conv_ops
 from minigrad.ops import im2col
-from minigrad.ops.conv import conv2d, conv_transpose2d
+from minigrad.ops.conv import conv2d, conv_transpose2d, dispatch, reversed_kernel
 
 # PyTorch warns that its own asymmetric "same" padding copies the input; ours does not care.
 pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same':UserWarning")
@@ -517,3 +517,25 @@ def test_a_frozen_weight_keeps_no_activation_alive(device):
     y = conv2d(x, mg.ones(3, 2, 3, 3, device=device))
     saved_x, saved_w = y.grad_fn.saved
     assert saved_x is None and saved_w is not None
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("padding", [1, "same", 0])
+def test_conv2d_weight_bound_backward_takes_col2im(device, monkeypatch, padding, dtype):
+    """A stride-1 conv whose weight outnumbers its input (a small image with many channels)
+    takes its input gradient by col2im and its weight gradient from x's columns, neither
+    through the reversed kernel; both match PyTorch."""
+    monkeypatch.setattr(reversed_kernel, "WEIGHT_BOUND_ELEMENTS", 1)
+    calls = []
+    original = dispatch._gemm_grad_input
+    monkeypatch.setattr(dispatch, "_gemm_grad_input", lambda *a: calls.append(1) or original(*a))
+    monkeypatch.setattr(dispatch, "_grads_from_gy", None)  # never called
+    x, w = random_array(0, (2, 4, 3, 4), dtype), random_array(1, (6, 4, 3, 3), dtype)
+    check_parity(
+        lambda a, b: conv2d(a, b, padding=padding),
+        lambda a, b: TF.conv2d(a, b, padding=padding),
+        [x, w],
+        device,
+        reduction=36,
+    )
+    assert calls
