@@ -7,7 +7,9 @@
 
 Each picks its path from the geometry alone: depthwise, pointwise, Winograd (3x3 stride 1 with
 many channels per group) or im2col + GEMM. The input gradient of a stride-1 conv is the conv
-of gy with the reversed kernel, which makes the same choice; strided convs take col2im.
+of gy with the reversed kernel, which makes the same choice; strided convs take col2im. A conv
+whose large weight outnumbers its input many times (:func:`_weight_bound`) takes neither
+Winograd nor the reversed kernel: their weight-sized temporaries cost more than they save.
 """
 
 from __future__ import annotations
@@ -33,8 +35,16 @@ from minigrad.ops.conv.reversed_kernel import (
     _grads_from_gy,
     _reversed_geometry,
     _reversed_weight,
+    _weight_bound,
 )
 from minigrad.ops.im2col import ConvGeometry
+
+
+def _winograd(g: ConvGeometry) -> bool:
+    """Whether Winograd runs this conv: :func:`winograd.supported`, and not
+    :func:`_weight_bound` (its transformed weight, or weight gradient, is a fresh array 16/9
+    the weight's size, which costs more than the small image's GEMMs save)."""
+    return winograd.supported(g) and not _weight_bound(g)
 
 
 def conv_forward(x, W, g: ConvGeometry):
@@ -43,7 +53,7 @@ def conv_forward(x, W, g: ConvGeometry):
         return _depthwise_forward(x, W, g)
     if _is_pointwise(g):
         return _pointwise_forward(x, W, g)
-    if winograd.supported(g):
+    if _winograd(g):
         return _winograd_pass(x, g, W=W)[0]
     return _gemm_pass(x, g, W=W)[0]
 
@@ -75,7 +85,7 @@ def conv_grad_weight(x, gy, g: ConvGeometry):
         return _depthwise_grad_weight(x, gy, g)
     if _is_pointwise(g):
         return _pointwise_grad_weight(x, gy, g)
-    if winograd.supported(g):
+    if _winograd(g):
         return _winograd_pass(x, g, gy=gy)[1]
     return _gemm_pass(x, g, gy=gy)[1]
 
@@ -107,4 +117,4 @@ def conv_forward_and_grad_weight(x, W, gy, g: ConvGeometry) -> tuple:
         return y, None if gy is None else conv_grad_weight(x, gy, g)
     xp = backend.get_array_module(x)
     gy = None if gy is None else xp.ascontiguousarray(gy)
-    return (_winograd_pass if winograd.supported(g) else _gemm_pass)(x, g, W=W, gy=gy)
+    return (_winograd_pass if _winograd(g) else _gemm_pass)(x, g, W=W, gy=gy)

@@ -17,16 +17,21 @@ from minigrad.ops.conv.pointwise import _is_pointwise
 from minigrad.ops.im2col import ConvGeometry
 
 WEIGHT_BOUND_ELEMENTS = 1 << 20
+WEIGHT_BOUND_RATIO = 16
 
 
 def _weight_bound(g: ConvGeometry) -> bool:
-    """Whether the weight is large (WEIGHT_BOUND_ELEMENTS or more) and has more elements than
-    the input (small images, many channels, as in a U-Net's bottleneck): there the reversed
-    kernel's weight-sized copies (W reversed, and the weight gradient reversed back) cost more
-    than the col2im scatter of the small image (batch 4 at 8x8, 1024 channels: 160 ms against
-    85, the fresh memory page-faulting)."""
+    """Whether the weight is large (WEIGHT_BOUND_ELEMENTS or more) and has WEIGHT_BOUND_RATIO
+    times the input's elements or more (small images, many channels, as in a U-Net's
+    bottleneck): there the reversed kernel's weight-sized copies (W reversed, and the weight
+    gradient reversed back) and Winograd's (the transformed weight or weight gradient, 16/9
+    of the weight) cost more than they save, and the col2im scatter of the small image is
+    cheap. Measured in a UNet step (batch 4): at 8x8, 1024 channels (ratio 36), the conv's
+    forward and backward 225 ms -> 87 ms; at 16x16, 512 channels (ratio 4.5) they are faster
+    with Winograd and the reversed kernel (122 ms against 146)."""
     weight = g.out_channels * g.col_rows // g.groups
-    return weight >= WEIGHT_BOUND_ELEMENTS and weight > g.batch * g.in_channels * g.in_h * g.in_w
+    image = g.batch * g.in_channels * g.in_h * g.in_w
+    return weight >= WEIGHT_BOUND_ELEMENTS and weight >= WEIGHT_BOUND_RATIO * image
 
 
 def _reversed_geometry(g: ConvGeometry) -> ConvGeometry | None:

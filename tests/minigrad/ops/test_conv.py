@@ -15,7 +15,7 @@ import minigrad as mg
 from minigrad import parallel
 from minigrad.gradcheck import gradcheck
 from minigrad.ops import conv as conv_ops
-from minigrad.ops import im2col
+from minigrad.ops import im2col, winograd
 from minigrad.ops.conv import conv2d, conv_transpose2d, dispatch, reversed_kernel
 
 # PyTorch warns that its own asymmetric "same" padding copies the input; ours does not care.
@@ -524,8 +524,12 @@ def test_a_frozen_weight_keeps_no_activation_alive(device):
 def test_conv2d_weight_bound_backward_takes_col2im(device, monkeypatch, padding, dtype):
     """A stride-1 conv whose weight outnumbers its input (a small image with many channels)
     takes its input gradient by col2im and its weight gradient from x's columns, neither
-    through the reversed kernel; both match PyTorch."""
+    through the reversed kernel nor Winograd (even with the channel floor lowered); both
+    match PyTorch."""
     monkeypatch.setattr(reversed_kernel, "WEIGHT_BOUND_ELEMENTS", 1)
+    monkeypatch.setattr(reversed_kernel, "WEIGHT_BOUND_RATIO", 2)
+    monkeypatch.setattr(winograd, "MIN_CHANNELS", 2)
+    monkeypatch.setattr(winograd, "forward_and_grad_weight", None)  # never called
     calls = []
     original = dispatch._gemm_grad_input
     monkeypatch.setattr(dispatch, "_gemm_grad_input", lambda *a: calls.append(1) or original(*a))
