@@ -122,9 +122,12 @@ def test_float64_matches_tightly(name, kwargs, side):
     ],
 )
 def test_odd_sizes_give_logits_of_the_input_size_equal_to_the_twin(name, kwargs, shape):
-    ours, theirs = _pair(name, kwargs, np.float32, "cpu")
-    x = np.random.default_rng(0).standard_normal((1, 3, *shape)).astype(np.float32)
-    _step(ours, theirs, x, "cpu", 1e-3)
+    """In float64: at batch 1 the deepest batch norms see a handful of values, and float32
+    rounding alone moves either framework by up to 1e-2 there; the padding and cropping
+    under test are exact."""
+    ours, theirs = _pair(name, kwargs, np.float64, "cpu")
+    x = np.random.default_rng(0).standard_normal((1, 3, *shape))
+    _step(ours, theirs, x, "cpu", 1e-9)
 
 
 @pytest.mark.parametrize(
