@@ -14,10 +14,9 @@ from hypothesis import strategies as st
 
 import minigrad as mg
 from minigrad import backend, parallel, reference
-from minigrad.ops import conv as conv_ops
 from minigrad.ops import im2col as im2col_ops
 from minigrad.ops import winograd
-from minigrad.ops.conv import conv2d, conv_transpose2d
+from minigrad.ops.conv import conv2d, conv_transpose2d, depthwise
 from minigrad.ops.normalization import batch_norm
 from minigrad.ops.pooling import max_pool2d, max_unpool2d, pooled_size
 from minigrad.ops.upsample import interpolate
@@ -96,7 +95,7 @@ def _route(path: str):
             for name in ("MIN_TILE_COLUMNS", "CPU_TILE_BYTES", "GPU_TILE_BYTES"):
                 patch.setattr(im2col_ops, name, 1)
             patch.setattr(im2col_ops, "MIN_PARALLEL_ELEMENTS", 0)
-            patch.setattr(conv_ops, "DEPTHWISE_TILE_BYTES", 1)
+            patch.setattr(depthwise, "DEPTHWISE_TILE_BYTES", 1)
             patch.setattr(parallel, "THREADS", 2)
         yield
     assert calls or path != "winograd", "the Winograd route never ran Winograd"

@@ -32,20 +32,6 @@ to it); this package is the fast one. Read it in this order:
 
 from __future__ import annotations
 
-import sys
-import types
-
-from minigrad.ops.conv import (
-    depthwise,
-    dispatch,
-    functions,
-    gemm,
-    geometry,
-    nonfinite,
-    pointwise,
-    reversed_kernel,
-)
-from minigrad.ops.conv.depthwise import DEPTHWISE_TILE_BYTES as DEPTHWISE_TILE_BYTES
 from minigrad.ops.conv.dispatch import (
     conv_forward,
     conv_forward_and_grad_weight,
@@ -57,7 +43,6 @@ from minigrad.ops.conv.functions import Conv2d, ConvTranspose2d, conv2d, conv_tr
 from minigrad.ops.conv.geometry import conv2d_geometry, conv_transpose2d_geometry
 from minigrad.ops.conv.reversed_kernel import _backward_shares_gy as _backward_shares_gy
 from minigrad.ops.conv.reversed_kernel import _reversed_geometry as _reversed_geometry
-from minigrad.ops.im2col import im2col as im2col
 
 __all__ = [
     "Conv2d",
@@ -72,24 +57,3 @@ __all__ = [
     "conv_transpose2d",
     "conv_transpose2d_geometry",
 ]
-
-_PARTS = (geometry, pointwise, depthwise, gemm, nonfinite, reversed_kernel, dispatch, functions)
-
-
-class _Package(types.ModuleType):
-    """This package, whose attributes, when set, are also set in the parts that hold them.
-
-    ``minigrad.ops.conv`` was one module, and tests tune or wrap its names with
-    ``monkeypatch.setattr(conv, name, value)`` (``DEPTHWISE_TILE_BYTES``, ``im2col``,
-    ``conv_grad_weight``). The parts read their own globals, so the value goes to each part
-    that has the name, and undoing the patch restores them all.
-    """
-
-    def __setattr__(self, name: str, value) -> None:
-        for part in _PARTS:
-            if name in vars(part):
-                setattr(part, name, value)
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package

@@ -14,9 +14,16 @@ from hypothesis import strategies as st
 import minigrad as mg
 from minigrad import parallel
 from minigrad.gradcheck import gradcheck
-from minigrad.ops import conv as conv_ops
 from minigrad.ops import im2col, winograd
-from minigrad.ops.conv import conv2d, conv_transpose2d, dispatch, reversed_kernel
+from minigrad.ops.conv import (
+    conv2d,
+    conv_transpose2d,
+    depthwise,
+    dispatch,
+    functions,
+    gemm,
+    reversed_kernel,
+)
 
 # PyTorch warns that its own asymmetric "same" padding copies the input; ours does not care.
 pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same':UserWarning")
@@ -135,7 +142,7 @@ def tiny_tiles():
         patch.setattr(im2col, "GPU_TILE_BYTES", 1)
         patch.setattr(im2col, "MIN_PARALLEL_ELEMENTS", 0)
         patch.setattr(parallel, "THREADS", 2)
-        patch.setattr(conv_ops, "DEPTHWISE_TILE_BYTES", 1)
+        patch.setattr(depthwise, "DEPTHWISE_TILE_BYTES", 1)
         yield
 
 
@@ -237,7 +244,7 @@ def test_conv_transpose2d_gradients_for_any_subset_of_inputs(device, monkeypatch
         random_array(2, (3,), np.float64),
     ]
     im2col_calls = []
-    monkeypatch.setattr(conv_ops, "im2col", lambda *a: im2col_calls.append(1) or im2col.im2col(*a))
+    monkeypatch.setattr(gemm, "im2col", lambda *a: im2col_calls.append(1) or im2col.im2col(*a))
     ours = [
         mg.tensor(a, device=device, requires_grad=r) for a, r in zip(arrays, needs, strict=True)
     ]
@@ -274,10 +281,14 @@ def test_conv2d_backward_shares_gy_columns_when_it_pays(device, monkeypatch, cas
     x_shape, w_shape, args, shared = BACKWARD_SHARING_CASES[case]
     x, w = random_array(0, x_shape, dtype), random_array(1, w_shape, dtype)
     separate_calls = []
-    original = conv_ops.conv_grad_weight
-    monkeypatch.setattr(
-        conv_ops, "conv_grad_weight", lambda *a: separate_calls.append(1) or original(*a)
-    )
+    original = dispatch.conv_grad_weight
+
+    def counted(*args):
+        separate_calls.append(1)
+        return original(*args)
+
+    for module in (dispatch, functions):
+        monkeypatch.setattr(module, "conv_grad_weight", counted)
     check_parity(
         lambda a, b: conv2d(a, b, **args),
         lambda a, b: TF.conv2d(a, b, **args),
