@@ -67,26 +67,20 @@ def join(skip, x):
     return mg.cat([skip, match_size(x, skip)], dim=1)
 
 
-def check_divisible(model: str, x, divisor: int) -> None:
-    """A clear error when the input's H or W is not a multiple of ``divisor``."""
+def check_input(model: str, x, in_channels: int, min_size: int, divisor: int = 1) -> None:
+    """A clear error for a non-4D input, the wrong channel count, a side smaller than
+    ``min_size`` or not a multiple of ``divisor``."""
     if x.ndim != 4:
         raise ValueError(f"{model}: expected input of shape (N, C, H, W), got {x.shape}")
+    if x.shape[1] != in_channels:
+        raise ValueError(f"{model}: expected {in_channels} input channels, got {x.shape[1]}")
     h, w = x.shape[2:]
     if h % divisor or w % divisor:
         raise ValueError(
             f"{model}: input size {h}x{w} must be divisible by {divisor} "
             f"(got remainders {h % divisor} and {w % divisor})"
         )
-
-
-def check_input(model: str, x, in_channels: int, min_size: int) -> None:
-    """A clear error for a non-4D input, the wrong channel count, or a side too small."""
-    if x.ndim != 4:
-        raise ValueError(f"{model}: expected input of shape (N, C, H, W), got {x.shape}")
-    if x.shape[1] != in_channels:
-        raise ValueError(f"{model}: expected {in_channels} input channels, got {x.shape[1]}")
-    if min(x.shape[2:]) < min_size:
+    if min(h, w) < min_size:
         raise ValueError(
-            f"{model}: input size {x.shape[2]}x{x.shape[3]} is too small; each side must be "
-            f"at least {min_size}"
+            f"{model}: input size {h}x{w} is too small; each side must be at least {min_size}"
         )

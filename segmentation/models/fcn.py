@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from layers import BatchNorm2d, Conv2d, ConvTranspose2d, Module, ReLU, Sequential
-from segmentation.models.blocks import check_divisible
+from segmentation.models.blocks import check_input
 
 ENCODER_WIDTHS = (32, 64, 128, 256, 512)
 DECODER_WIDTHS = (512, 256, 128, 64, 32)
@@ -50,5 +50,5 @@ class FCN(Module):
         self.classifier = Conv2d(DECODER_WIDTHS[-1], num_classes, 1)
 
     def forward(self, x):
-        check_divisible("FCN", x, self.divisor)
+        check_input("FCN", x, self.in_channels, self.divisor, self.divisor)
         return self.classifier(self.decoder(self.encoder(x)))

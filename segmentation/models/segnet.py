@@ -12,7 +12,7 @@ from layers import (
     ModuleList,
     ReLU,
 )
-from segmentation.models.blocks import check_divisible
+from segmentation.models.blocks import check_input
 
 WIDTHS = (32, 64, 128, 256, 512, 1024)
 
@@ -86,7 +86,7 @@ class SegNet(Module):
         return 2 ** (2 * self.depth - 1)
 
     def forward(self, x):
-        check_divisible("SegNet", x, self.divisor)
+        check_input("SegNet", x, self.in_channels, self.divisor, self.divisor)
         indices = []
         for stage in self.encoder:
             x, idx = stage(x)

@@ -199,3 +199,16 @@ def test_ten_adam_steps_of_a_small_fast_unet_follow_pytorch_step_by_step():
         their_losses.append(their_loss.item())
     np.testing.assert_allclose(ours_losses, their_losses, rtol=2e-4)
     assert ours_losses[-1] < ours_losses[0]
+
+
+@pytest.mark.parametrize(
+    ("model", "shape", "message"),
+    [
+        (models.FCN(), (1, 1, 32, 32), "FCN: expected 3 input channels, got 1"),
+        (models.SegNet(depth=2), (1, 3, 8), r"SegNet: expected input of shape \(N, C, H, W\)"),
+        (models.SegNet(depth=2), (1, 3, 0, 0), "SegNet: input size 0x0 is too small"),
+    ],
+)
+def test_fcn_and_segnet_name_a_bad_input_shape(model, shape, message):
+    with pytest.raises(ValueError, match=message):
+        model(mg.zeros(*shape))
