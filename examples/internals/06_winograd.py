@@ -8,7 +8,7 @@ kernel into a 4x4 "domain" where the conv is an elementwise product:
 
 B^T and A^T hold only 0 and +-1, so their transforms are additions; G g G^T is computed once
 per kernel and reused by every tile. Over C input channels the 16 products become 16 GEMMs
-(minigrad/ops/winograd.py), which is how F.conv2d runs a 3x3 stride-1 conv with 64+ channels
+(minigrad/ops/winograd.py), which is how F.conv2d runs a 3x3 stride-1 conv with 128+ channels
 per group (the dispatch in minigrad/ops/conv/dispatch.py).
 
 Run: python examples/internals/06_winograd.py
@@ -76,10 +76,10 @@ def count_calls(fn, counter: list):
 
 
 def whole_conv() -> None:
-    """F.conv2d on 64 channels picks Winograd, and equals the im2col reference."""
+    """F.conv2d on 128 channels picks Winograd, and equals the im2col reference."""
     rng = np.random.default_rng(1)
-    x, W = rng.standard_normal((1, 64, 6, 6)), rng.standard_normal((64, 64, 3, 3)) / 24
-    for channels in (8, 64):
+    x, W = rng.standard_normal((1, 128, 6, 6)), rng.standard_normal((128, 128, 3, 3)) / 34
+    for channels in (8, 128):
         g = conv2d_geometry("conv2d", (1, channels, 6, 6), (channels, channels, 3, 3), 1, 1, 1, 1)
         print(f"{channels} channels, 3x3 stride 1: Winograd {winograd.supported(g)}")
         assert winograd.supported(g) == (channels >= winograd.MIN_CHANNELS)

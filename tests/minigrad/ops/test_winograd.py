@@ -137,13 +137,14 @@ def test_winograd_gradcheck(device):
 @pytest.mark.parametrize(
     "w_shape,args,expected",
     [
-        ((64, 64, 3, 3), {}, True),
-        ((64, 32, 3, 3), {"groups": 2}, False),  # 32 channels per group: im2col is faster
-        ((64, 64, 3, 3), {"stride": 2}, False),
-        ((64, 64, 3, 3), {"dilation": 2}, False),
-        ((64, 64, 3, 2), {}, False),
-        ((64, 64, 5, 5), {}, False),
-        ((3, 64, 3, 3), {}, False),  # 3 output channels
+        ((128, 128, 3, 3), {}, True),
+        ((128, 64, 3, 3), {}, False),  # 64 input channels: im2col is faster
+        ((128, 64, 3, 3), {"groups": 2}, False),  # 64 channels per group
+        ((128, 128, 3, 3), {"stride": 2}, False),
+        ((128, 128, 3, 3), {"dilation": 2}, False),
+        ((128, 128, 3, 2), {}, False),
+        ((128, 128, 5, 5), {}, False),
+        ((3, 128, 3, 3), {}, False),  # 3 output channels
     ],
 )
 def test_winograd_is_taken_for_3x3_stride_1_convs_with_enough_channels(w_shape, args, expected):
