@@ -16,8 +16,8 @@ from minigrad.ops.conv.nonfinite import _finite_on_cpu, _gemm_pass
 from minigrad.ops.conv.pointwise import _is_pointwise
 from minigrad.ops.im2col import ConvGeometry
 
-WEIGHT_BOUND_ELEMENTS = 1 << 20
-WEIGHT_BOUND_RATIO = 16
+WEIGHT_BOUND_ELEMENTS = 1 << 19
+WEIGHT_BOUND_RATIO = 8
 
 
 def _weight_bound(g: ConvGeometry) -> bool:
@@ -28,7 +28,9 @@ def _weight_bound(g: ConvGeometry) -> bool:
     of the weight) cost more than they save, and the col2im scatter of the small image is
     cheap. Measured in a UNet step (batch 4): at 8x8, 1024 channels (ratio 36), the conv's
     forward and backward 225 ms -> 87 ms; at 16x16, 512 channels (ratio 4.5) they are faster
-    with Winograd and the reversed kernel (122 ms against 146)."""
+    with Winograd and the reversed kernel (122 ms against 146). With OpenBLAS's AVX-512
+    kernels the ResNet34's 256-channel convs at 8x8 (ratio 9) also gain: both gradients 4.1-8.9
+    ms -> 3.2-4.1, and 512 -> 256 at 8x8 9.5-21 ms -> 7.8-7.9."""
     weight = g.out_channels * g.col_rows // g.groups
     image = g.batch * g.in_channels * g.in_h * g.in_w
     return weight >= WEIGHT_BOUND_ELEMENTS and weight >= WEIGHT_BOUND_RATIO * image
