@@ -29,6 +29,7 @@ import torch.nn.functional as TF
 
 import minigrad as mg
 import minigrad.functional as F
+from benchmarks import environment
 from minigrad import backend
 
 
@@ -312,6 +313,7 @@ def main(argv=None) -> None:
     if args.memory_probe:
         print(measure_memory(int(args.memory_probe[0]), args.memory_probe[1]))
         return
+    print(environment.header())
     chosen = [
         (i, c)
         for i, c in enumerate(CASES)

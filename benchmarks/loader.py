@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from benchmarks import environment
 from segmentation.data import transforms as T
 from segmentation.data.cache import CachedDataset
 from segmentation.data.loader import DataLoader
@@ -139,6 +140,7 @@ def main(argv=None) -> None:
     parser.add_argument("--data-dir", type=Path, help="an existing dataset (trainval split)")
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args(argv)
+    print(environment.header())
 
     with tempfile.TemporaryDirectory(prefix="loader-bench-") as tmp:
         tmp = Path(tmp)

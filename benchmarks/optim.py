@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 import minigrad as mg
+from benchmarks import environment
 from benchmarks.layers import copy_bandwidth_gbs
 from minigrad import backend, optim
 
@@ -171,6 +172,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     if args.torch_threads is not None:
         torch.set_num_threads(args.torch_threads)
+    print(environment.header())
     chosen = [c for c in CASES if not args.cases or any(s in c.name for s in args.cases)]
     rng = np.random.default_rng(0)
     shapes = unet_shapes(args.base_channels)

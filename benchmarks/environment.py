@@ -1,0 +1,88 @@
+"""What a benchmark ran on: NumPy's BLAS, the kernel it picked, and the thread counts.
+
+Every figure against PyTorch depends on the GEMM kernel NumPy's OpenBLAS runs: on this
+machine OpenBLAS picks its AVX-512 kernels (SkylakeX) by itself, but the workplace sets
+``OPENBLAS_CORETYPE=Haswell`` (and ``OPENBLAS_L2_SIZE``) for older OpenBLAS builds, which halves
+the speed of a large GEMM (2048^3: 48 ms against 90-130 here). PyTorch brings its own oneDNN
+and is not affected. So each benchmark prints this header, and warns when the kernel is
+forced; to measure what a user of this processor gets, run it as
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m benchmarks.models
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import re
+
+import numpy as np
+import torch
+
+FORCING_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+_SHARED_OPENBLAS = re.compile(r"openblas.*\.so(\.\d+)*$")
+_CORE_NAME_SYMBOLS = (
+    "scipy_openblas_get_corename64_",
+    "scipy_openblas_get_corename",
+    "openblas_get_corename64_",
+    "openblas_get_corename",
+)
+
+
+def _loaded_openblas() -> str | None:
+    """The path of NumPy's OpenBLAS library in this process, if it loaded one.
+
+    NumPy's wheels keep it in ``numpy.libs`` beside the package; a library of that name
+    elsewhere in the process (another package's) is only the fallback."""
+    numpy_root = os.path.dirname(os.path.dirname(np.__file__))
+    with open("/proc/self/maps") as maps:
+        paths = {line.split()[-1] for line in maps if "/" in line}
+    found = sorted(p for p in paths if _SHARED_OPENBLAS.search(os.path.basename(p).lower()))
+    found.sort(key=lambda p: not p.startswith(numpy_root))
+    return found[0] if found else None
+
+
+def blas_core() -> str:
+    """The kernel family OpenBLAS runs (such as "SkylakeX" or "Haswell"), or "unknown"."""
+    path = _loaded_openblas()
+    if path is None:
+        return "unknown"
+    library = ctypes.CDLL(path)
+    for symbol in _CORE_NAME_SYMBOLS:
+        function = getattr(library, symbol, None)
+        if function is not None:
+            function.restype = ctypes.c_char_p
+            return function().decode()
+    return "unknown"
+
+
+def forced_kernel() -> dict:
+    """The OpenBLAS variables set in this environment that force its kernel choice."""
+    return {name: os.environ[name] for name in FORCING_VARIABLES if name in os.environ}
+
+
+def describe() -> dict:
+    """NumPy's version and BLAS kernel, any forcing variables, and torch's thread count."""
+    return {
+        "numpy": np.__version__,
+        "blas_core": blas_core(),
+        "forced": forced_kernel(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+def header() -> str:
+    """One line for the top of a benchmark's output, plus a warning line when forced."""
+    info = describe()
+    line = (
+        f"numpy {info['numpy']} (OpenBLAS kernel {info['blas_core']}), "
+        f"torch {info['torch']} ({info['torch_threads']} threads)"
+    )
+    if info["forced"]:
+        settings = " ".join(f"{k}={v}" for k, v in info["forced"].items())
+        line += (
+            f"\nwarning: {settings} forces OpenBLAS's kernel; for the figures a user of this "
+            "processor gets, run under env -u " + " -u ".join(FORCING_VARIABLES)
+        )
+    return line
