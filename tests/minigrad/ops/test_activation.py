@@ -74,3 +74,18 @@ def test_softmax_dim_out_of_range_names_the_range(device):
 @pytest.mark.parametrize("ours,theirs", [(F.softmax, TF.softmax), (F.log_softmax, TF.log_softmax)])
 def test_softmax_over_an_empty_dim_matches_torch(device, ours, theirs):
     check_parity(lambda t: ours(t, dim=1), lambda t: theirs(t, dim=1), [np.zeros((2, 0))], device)
+
+
+@pytest.mark.parametrize("name", ["relu", "leaky_relu", "sigmoid", "tanh"])
+def test_activation_of_infinities_and_nan_matches_torch(device, name):
+    """-inf, inf and NaN give PyTorch's values and gradients (relu(-inf) is 0, not NaN)."""
+    ours, theirs = ACTIVATIONS[name]
+    x = np.array([-np.inf, -2.0, -0.0, 0.0, 3.0, np.inf, np.nan], np.float32)
+    xt = torch.tensor(x, requires_grad=True)
+    theirs(xt).backward(torch.ones_like(xt))
+    ours_x = mg.tensor(x, device=device, requires_grad=True)
+    y = ours(ours_x)
+    y.backward(mg.ones(y.shape, device=device))
+    expected = theirs(torch.tensor(x)).numpy()
+    np.testing.assert_allclose(y.detach().cpu().numpy(), expected, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(ours_x.grad.cpu().numpy(), xt.grad.numpy(), rtol=1e-5, atol=1e-7)
