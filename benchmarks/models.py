@@ -5,9 +5,22 @@ A step is forward, cross-entropy loss, backward and an Adam step, on a batch of 
 ours, then a block of PyTorch's (each framework alone, so neither meets the other's thread
 pool still spinning), and each figure is the median over blocks. ``--memory`` measures the
 peak memory of one step of each in a fresh subprocess (tracemalloc for NumPy, peak RSS growth
-for both). ``--accuracy`` reports, for one step from the same weights, the norm-wise relative
-error of each parameter gradient against the same step in float64 (geometric mean over
-parameters), for ours and for PyTorch. ``--profile`` prints our step's time per op.
+for both). ``--profile`` prints our step's time per op.
+
+``--accuracy`` reports, for one step of each model from the same weights (a batch of 2 images
+of 3x64x64, per weight seed), the norm-wise relative error of each parameter gradient of the
+float32 step against a float64 step (geometric mean over parameters), for ours and for
+PyTorch, each against its own float64, and the ratio ours / PyTorch's, two ways:
+
+- raw: against the float64 step as it runs. A ReLU input or a max-pool near-tie that rounds
+  the other way in float32 takes another branch and reroutes a gradient (1e-4 to 1e-3 in that
+  seed against about 1e-6), and which seeds flip is chance, per framework: the raw figure
+  and its ratio measure branch luck as much as rounding.
+- matched: against the float64 step made to take the float32 step's ReLU masks and max-pool
+  indices (:class:`Decisions`), i.e. the float64 gradient of the very piecewise-linear branch
+  float32 computed, so its exact value. This is the rounding error alone, the fair figure to
+  compare between frameworks. The flips (decisions float64 would have taken otherwise) are
+  counted too.
 
     python -m benchmarks.models
     python -m benchmarks.models --models fast_unet unet --repeat 5 --memory --json out.json
@@ -30,6 +43,7 @@ import numpy as np
 import torch
 import torch.nn.functional as TF
 
+import layers
 import minigrad as mg
 import minigrad.functional as F
 from benchmarks.layers import _rss_mib
@@ -166,12 +180,206 @@ def _gradients_torch(model, x, y) -> dict:
     return {k: p.grad.double().numpy() for k, p in model.named_parameters()}
 
 
+class _Ours:
+    """What :class:`Decisions` needs of minigrad: its layers, its gradient step and the ops
+    that read or impose a decision (mask products and index gathers stay differentiable)."""
+
+    relu, max_pool = layers.ReLU, layers.MaxPool2d
+    gradients = staticmethod(_gradients_ours)
+
+    @staticmethod
+    def array(x) -> np.ndarray:
+        return x.detach().numpy()
+
+    @staticmethod
+    def keep(module, x):
+        """Nothing to protect: our ReLU returns a new tensor even with ``inplace=True``."""
+        return None
+
+    @staticmethod
+    def pool_indices(module, x) -> np.ndarray:
+        with mg.no_grad():
+            _, indices = F.max_pool2d(
+                x,
+                module.kernel_size,
+                module.stride,
+                module.padding,
+                module.dilation,
+                ceil_mode=module.ceil_mode,
+                return_indices=True,
+            )
+        return indices.numpy()
+
+    @staticmethod
+    def masked(x, mask: np.ndarray):
+        return x * mg.tensor(mask.astype(x.data.dtype))
+
+    @staticmethod
+    def gathered(x, indices: np.ndarray):
+        """(N, C, H, W) input at (N, C, Ho, Wo) flat per-plane indices: one flat gather."""
+        n, c, h, w = x.shape
+        planes = np.arange(n * c, dtype=np.int64).reshape(n, c, 1, 1) * (h * w)
+        return x.reshape(-1)[(planes + indices).reshape(-1)].reshape(indices.shape)
+
+    @staticmethod
+    def index_tensor(indices: np.ndarray):
+        return mg.tensor(indices)
+
+
+class _Torch:
+    """The same for PyTorch; ``nn.ReLU(inplace=True)`` gets a clone to overwrite, so the
+    hook still holds its input."""
+
+    relu, max_pool = torch.nn.ReLU, torch.nn.MaxPool2d
+    gradients = staticmethod(_gradients_torch)
+
+    @staticmethod
+    def array(x) -> np.ndarray:
+        return x.detach().numpy()
+
+    @staticmethod
+    def keep(module, x):
+        return (x.clone(),) if module.inplace else None
+
+    @staticmethod
+    def pool_indices(module, x) -> np.ndarray:
+        with torch.no_grad():
+            _, indices = TF.max_pool2d(
+                x,
+                module.kernel_size,
+                module.stride,
+                module.padding,
+                module.dilation,
+                ceil_mode=module.ceil_mode,
+                return_indices=True,
+            )
+        return indices.numpy()
+
+    @staticmethod
+    def masked(x, mask: np.ndarray):
+        return x * torch.from_numpy(mask).to(x.dtype)
+
+    @staticmethod
+    def gathered(x, indices: np.ndarray):
+        index = torch.from_numpy(indices)
+        return x.flatten(2).gather(2, index.flatten(2)).view_as(index)
+
+    @staticmethod
+    def index_tensor(indices: np.ndarray):
+        return torch.from_numpy(indices)
+
+
+class Decisions:
+    """The branch a forward takes: at each ReLU call its mask ``input > 0``, at each max-pool
+    call its argmax indices (flat in each H*W plane), in call order.
+
+    Without ``imposed``, the hooks only record. With ``imposed`` (the ``masks`` and
+    ``indices`` of another run of the same model), each ReLU returns ``input * mask`` and
+    each max pool ``input`` gathered at the imposed indices, so the forward and its gradient
+    follow that run's branch, and ``flips`` counts the decisions this run would have taken
+    otherwise. Only ReLU and MaxPool2d modules are hooked: the models call no functional
+    ReLU or pooling, and every other op they use is continuous.
+
+    Use as ``with Decisions(_Ours, model) as d: grads = d.gradients(x, y)``.
+    """
+
+    def __init__(self, framework, model, imposed: Decisions | None = None):
+        self.framework, self.model, self.imposed = framework, model, imposed
+        self.masks: list[np.ndarray] = []
+        self.indices: list[np.ndarray] = []
+        self.flips = {"relu": 0, "max_pool": 0}
+        self._handles: list = []
+        self._pending = None
+
+    def __enter__(self) -> Decisions:
+        fw = self.framework
+        for module in self.model.modules():
+            if isinstance(module, fw.relu):
+                self._handles.append(module.register_forward_pre_hook(self._relu_input))
+                self._handles.append(module.register_forward_hook(self._relu_output))
+            elif isinstance(module, fw.max_pool):
+                self._handles.append(module.register_forward_hook(self._pool_output))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+
+    def gradients(self, x, y) -> dict:
+        """Parameter gradients (float64 arrays) of one cross-entropy step, and a check that
+        an imposed run met exactly as many decisions as the run it follows."""
+        self.masks.clear()
+        self.indices.clear()
+        grads = self.framework.gradients(self.model, x, y)
+        if self.imposed is not None:
+            counts = (len(self.masks), len(self.indices))
+            wanted = (len(self.imposed.masks), len(self.imposed.indices))
+            if counts != wanted:
+                raise RuntimeError(
+                    f"Decisions: this run met {counts} (ReLU, max-pool) calls, the imposed "
+                    f"run {wanted}"
+                )
+        return grads
+
+    def _next(self, own: list, imposed: list, decision: np.ndarray, kind: str) -> np.ndarray:
+        """Record this call's own decision; return the one to follow (the imposed one)."""
+        own.append(decision)
+        if self.imposed is None:
+            return decision
+        call = len(own) - 1
+        if call >= len(imposed):
+            raise RuntimeError(
+                f"Decisions: {kind} call {call} has no imposed decision (the imposed run "
+                f"made {len(imposed)})"
+            )
+        target = imposed[call]
+        if target.shape != decision.shape:
+            raise RuntimeError(
+                f"Decisions: {kind} call {call} has shape {decision.shape}, the imposed one "
+                f"{target.shape}"
+            )
+        self.flips[kind] += int(np.count_nonzero(target != decision))
+        return target
+
+    def _relu_input(self, module, args):
+        (x,) = args
+        wanted = self.imposed.masks if self.imposed is not None else None
+        mask = self._next(self.masks, wanted, self.framework.array(x) > 0, "relu")
+        if self.imposed is None:
+            return None
+        self._pending = (x, mask)
+        return self.framework.keep(module, x)
+
+    def _relu_output(self, module, args, output):
+        if self.imposed is None:
+            return None
+        (x, mask), self._pending = self._pending, None
+        return self.framework.masked(x, mask)
+
+    def _pool_output(self, module, args, output):
+        fw, x = self.framework, args[0]
+        wanted = self.imposed.indices if self.imposed is not None else None
+        indices = self._next(self.indices, wanted, fw.pool_indices(module, x), "max_pool")
+        if self.imposed is None:
+            return None
+        pooled = fw.gathered(x, indices)
+        return (pooled, fw.index_tensor(indices)) if module.return_indices else pooled
+
+
 def _geometric_mean_error(grads: dict, exact: dict) -> float:
-    logs = []
-    for key, g in grads.items():
-        scale = np.linalg.norm(exact[key])
-        if scale > 0:
-            logs.append(math.log(max(np.linalg.norm(g - exact[key]) / scale, 1e-300)))
+    """Geometric mean over parameters of ``|g - exact| / |exact|`` (Frobenius norms).
+
+    Parameters whose exact gradient is zero up to float64 rounding (a norm at most 1e-10 of
+    the largest one's) are left out: their true gradient is zero (a conv bias right before a
+    batch norm, as in SegNet), so the ratio would be float32 noise over float64 noise."""
+    norms = {key: np.linalg.norm(g) for key, g in exact.items()}
+    floor = 1e-10 * max(norms.values())
+    logs = [
+        math.log(max(np.linalg.norm(g - exact[key]) / norms[key], 1e-300))
+        for key, g in grads.items()
+        if norms[key] > floor
+    ]
     return math.exp(statistics.fmean(logs))
 
 
@@ -179,27 +387,79 @@ def _geometric_mean(values: list[float]) -> float:
     return math.exp(statistics.fmean(math.log(max(v, 1e-300)) for v in values))
 
 
-def accuracy(key: str, seed: int) -> dict:
-    """Float32 gradient error against float64 (our float64 as the exact value for ours,
-    PyTorch's for PyTorch's), geometric mean over parameters.
+def framework_accuracy(framework, model32, model64, x64: np.ndarray, y: np.ndarray) -> dict:
+    """Float32 gradient error of one framework, two ways, from models with equal weights.
 
-    The figure is bimodal: about 1e-6 when float32 takes every ReLU and max-pool decision as
-    float64 does, 1e-4 to 1e-3 when a near-tie flips and reroutes a gradient; which seeds
-    flip differs between the frameworks, so compare the geometric means over several seeds."""
+    ``raw``: against the float64 step as it runs by itself. ``matched``: against the float64
+    step with the float32 step's ReLU masks and max-pool indices imposed. ``flips``: how
+    many of those decisions float64 would have taken the other way, per kind.
+    """
+    with Decisions(framework, model32) as taken:
+        grads = taken.gradients(x64.astype(np.float32), y)
+    with Decisions(framework, model64, imposed=taken) as matched:
+        exact_matched = matched.gradients(x64, y)
+    exact_raw = framework.gradients(model64, x64, y)
+    return {
+        "raw": _geometric_mean_error(grads, exact_raw),
+        "matched": _geometric_mean_error(grads, exact_matched),
+        "flips": dict(matched.flips),
+    }
+
+
+def accuracy(key: str, seed: int) -> dict:
+    """Float32 gradient error of one step, ours and PyTorch's, each against its own float64
+    step from the same weights (norm-wise per parameter, geometric mean over parameters).
+
+    ``minigrad`` / ``torch`` (the raw figure) compare with the float64 step as it runs. It
+    is bimodal: about 1e-6 when float32 takes every ReLU and max-pool decision as float64
+    does, 1e-4 to 1e-3 when a near-tie flips and reroutes a gradient; which seeds flip is
+    chance, and differs between the frameworks. It measures branch luck more than rounding.
+
+    ``minigrad_matched`` / ``torch_matched`` compare with the float64 step made to take the
+    float32 step's decisions (:class:`Decisions`): the float64 gradient of the same
+    piecewise-linear branch, i.e. the exact value of what float32 computed, so the figure is
+    the rounding error alone, measured the same way for both frameworks. ``*_flips`` counts
+    the decisions float64 would have taken otherwise (ReLU elements, max-pool outputs).
+    """
     x64, y = make_batch(seed, batch=2, side=64, dtype=np.float64)
     ours32, theirs32 = make_pair(key, seed)
     ours64, theirs64 = make_pair(key, seed, np.float64)
-    return {
-        "model": key,
-        "seed": seed,
-        "minigrad": _geometric_mean_error(
-            _gradients_ours(ours32, x64.astype(np.float32), y), _gradients_ours(ours64, x64, y)
-        ),
-        "torch": _geometric_mean_error(
-            _gradients_torch(theirs32, x64.astype(np.float32), y),
-            _gradients_torch(theirs64, x64, y),
-        ),
-    }
+    row = {"model": key, "seed": seed}
+    for name, fw, m32, m64 in (
+        ("minigrad", _Ours, ours32, ours64),
+        ("torch", _Torch, theirs32, theirs64),
+    ):
+        figures = framework_accuracy(fw, m32, m64, x64, y)
+        row[name], row[f"{name}_matched"] = figures["raw"], figures["matched"]
+        row[f"{name}_flips"] = figures["flips"]
+    return row
+
+
+def print_accuracy(rows: list, keys: list) -> None:
+    """Per seed both figures and flip counts, then per model the geometric means over
+    seeds, their ratios (ours / PyTorch's) and the mean flip counts."""
+    for r in rows:
+        flips = [sum(r[f"{f}_flips"].values()) for f in ("minigrad", "torch")]
+        print(
+            f"{r['model']:16s} seed {r['seed']}: raw minigrad {r['minigrad']:.2e} torch "
+            f"{r['torch']:.2e} | matched minigrad {r['minigrad_matched']:.2e} torch "
+            f"{r['torch_matched']:.2e} | flips minigrad {flips[0]} torch {flips[1]}"
+        )
+    for key in keys:
+        mine = [r for r in rows if r["model"] == key]
+        print(f"{key:16s} over {len(mine)} seeds:")
+        for label, suffix in (("raw", ""), ("matched", "_matched")):
+            ours, theirs = (
+                _geometric_mean([r[f + suffix] for r in mine]) for f in ("minigrad", "torch")
+            )
+            print(
+                f"  {label:8s} minigrad {ours:.2e}  torch {theirs:.2e}  ratio {ours / theirs:.2f}"
+            )
+        for f in ("minigrad", "torch"):
+            relu, pool = (
+                statistics.fmean(r[f"{f}_flips"][k] for r in mine) for k in ("relu", "max_pool")
+            )
+            print(f"  flips    {f:8s} ReLU {relu:.1f}  max pool {pool:.1f} (mean per seed)")
 
 
 def profile_step(key: str) -> str:
@@ -244,16 +504,7 @@ def main(argv=None) -> None:
     results: dict = {}
     if args.accuracy:
         results["accuracy"] = [accuracy(k, s) for k in args.models for s in range(args.seeds)]
-        for r in results["accuracy"]:
-            errors = f"minigrad {r['minigrad']:.2e}  torch {r['torch']:.2e}"
-            print(f"{r['model']:16s} seed {r['seed']}: {errors}")
-        for key in args.models:
-            ours, theirs = (
-                _geometric_mean([r[f] for r in results["accuracy"] if r["model"] == key])
-                for f in ("minigrad", "torch")
-            )
-            summary = f"minigrad {ours:.2e}  torch {theirs:.2e}  ratio {ours / theirs:.2f}"
-            print(f"{key:16s} over seeds: {summary}")
+        print_accuracy(results["accuracy"], args.models)
     if args.profile:
         for key in args.models:
             print(f"== {key}\n{profile_step(key)}")
