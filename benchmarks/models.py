@@ -8,9 +8,10 @@ peak memory of one step of each in a fresh subprocess (tracemalloc for NumPy, pe
 for both). ``--profile`` prints our step's time per op.
 
 ``--accuracy`` reports, for one step of each model from the same weights (a batch of 2 images
-of 3x64x64, per weight seed), the norm-wise relative error of each parameter gradient of the
-float32 step against a float64 step (geometric mean over parameters), for ours and for
-PyTorch, each against its own float64, and the ratio ours / PyTorch's, two ways:
+of 3x64x64, 3x128x128 for SegNet, per weight seed), the norm-wise relative error of each
+parameter gradient of the float32 step against a float64 step (geometric mean over
+parameters), for ours and for PyTorch, each against its own float64, and the ratio ours /
+PyTorch's, two ways:
 
 - raw: against the float64 step as it runs. A ReLU input or a max-pool near-tie that rounds
   the other way in float32 takes another branch and reroutes a gradient (1e-4 to 1e-3 in that
@@ -406,6 +407,13 @@ def framework_accuracy(framework, model32, model64, x64: np.ndarray, y: np.ndarr
     }
 
 
+def _accuracy_side(model, least: int = 64) -> int:
+    """The image side of ``--accuracy``: ``least``, or the next multiple of the model's
+    ``divisor`` where it has one (FCN 32, SegNet 128 at its default depth)."""
+    divisor = getattr(model, "divisor", 1)
+    return -(-least // divisor) * divisor
+
+
 def accuracy(key: str, seed: int) -> dict:
     """Float32 gradient error of one step, ours and PyTorch's, each against its own float64
     step from the same weights (norm-wise per parameter, geometric mean over parameters).
@@ -421,9 +429,9 @@ def accuracy(key: str, seed: int) -> dict:
     the rounding error alone, measured the same way for both frameworks. ``*_flips`` counts
     the decisions float64 would have taken otherwise (ReLU elements, max-pool outputs).
     """
-    x64, y = make_batch(seed, batch=2, side=64, dtype=np.float64)
     ours32, theirs32 = make_pair(key, seed)
     ours64, theirs64 = make_pair(key, seed, np.float64)
+    x64, y = make_batch(seed, batch=2, side=_accuracy_side(ours32), dtype=np.float64)
     row = {"model": key, "seed": seed}
     for name, fw, m32, m64 in (
         ("minigrad", _Ours, ours32, ours64),

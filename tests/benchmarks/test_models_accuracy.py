@@ -16,7 +16,8 @@ an overlapping padded pool and an in-place ReLU):
   made the identity, pool outputs, indices and gradients routed to each window's corner);
 - decisions of another model, or of a run with more or fewer calls, are refused;
 - parameters whose float64 gradient is zero up to rounding are left out of the mean;
-- the printed report carries both figures, their ratios and the mean flips.
+- the printed report carries both figures, their ratios and the mean flips, and the batch
+  side fits every model's input divisor (SegNet needs 128).
 """
 
 from __future__ import annotations
@@ -300,3 +301,8 @@ def test_decisions_for_fewer_or_more_calls_are_refused(framework):
             match=r"this run met \(1, 1\) \(ReLU, max-pool\) calls, the imposed run \(2, 1\)",
         ):
             imposed.gradients(x, y)
+
+
+def test_the_accuracy_batch_fits_each_models_divisor():
+    sides = {key: bm._accuracy_side(getattr(models, name)()) for key, name in bm.MODELS.items()}
+    assert sides == {"fast_unet": 64, "unet": 64, "resnet34_unet": 64, "fcn": 64, "segnet": 128}
