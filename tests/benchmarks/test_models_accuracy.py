@@ -32,8 +32,9 @@ import minigrad as mg
 from benchmarks import models as bm
 from segmentation import models
 from tests.reference import models as twins
+from tests.reference.decisions import Decisions, Minigrad, Torch
 
-FRAMEWORKS = {"minigrad": bm._Ours, "torch": bm._Torch}
+FRAMEWORKS = {"minigrad": Minigrad, "torch": Torch}
 
 
 def _pair(name: str, dtype, **kwargs):
@@ -81,9 +82,9 @@ def test_imposing_a_runs_own_decisions_reproduces_its_gradients(key, framework):
     fw = FRAMEWORKS[framework]
     _, pair64, x, y = _small(key)
     model = pair64[framework]
-    with bm.Decisions(fw, model) as own:
+    with Decisions(fw, model) as own:
         free = own.gradients(x, y)
-    with bm.Decisions(fw, model, imposed=own) as replay:
+    with Decisions(fw, model, imposed=own) as replay:
         replayed = replay.gradients(x, y)
     assert len(own.masks) > 0 and len(own.indices) > 0
     assert replay.flips == {"relu": 0, "max_pool": 0}
@@ -95,9 +96,9 @@ def test_imposing_a_runs_own_decisions_reproduces_its_gradients(key, framework):
 def test_float32_decisions_imposed_on_float64_give_rounding_sized_error(key, framework):
     fw = FRAMEWORKS[framework]
     pair32, pair64, x, y = _small(key)
-    with bm.Decisions(fw, pair32[framework]) as taken:
+    with Decisions(fw, pair32[framework]) as taken:
         grads = taken.gradients(x.astype(np.float32), y)
-    with bm.Decisions(fw, pair64[framework], imposed=taken) as matched:
+    with Decisions(fw, pair64[framework], imposed=taken) as matched:
         outputs, handles = _relu_outputs(fw, pair64[framework])
         exact = matched.gradients(x, y)
     for h in handles:
@@ -169,14 +170,14 @@ def test_a_forced_flip_spoils_the_raw_error_and_not_the_matched_one(framework):
 def test_a_forced_flip_is_imposed_on_the_relu_output(framework):
     fw = FRAMEWORKS[framework]
     x, y = _flip_batch()
-    with bm.Decisions(fw, _flip_net(framework, np.float32)) as taken:
+    with Decisions(fw, _flip_net(framework, np.float32)) as taken:
         taken.gradients(x.astype(np.float32), y)
     model64 = _flip_net(framework, np.float64)
     free, handles = _relu_outputs(fw, model64)
     fw.gradients(model64, x, y)
     for h in handles:
         h.remove()
-    with bm.Decisions(fw, model64, imposed=taken):
+    with Decisions(fw, model64, imposed=taken):
         imposed, handles = _relu_outputs(fw, model64)
         fw.gradients(model64, x, y)
     for h in handles:
@@ -199,11 +200,11 @@ def test_an_imposed_relu_mask_overrides_an_in_place_relu(framework):
     fw = FRAMEWORKS[framework]
     relu = nn.ReLU(inplace=True) if framework == "torch" else layers.ReLU(inplace=True)
     x = np.random.default_rng(0).standard_normal((2, 3, 4, 4))
-    with bm.Decisions(fw, relu) as taken:
+    with Decisions(fw, relu) as taken:
         relu(_tensor(framework, x) * 1.0)
     taken.masks[0] = np.ones_like(taken.masks[0])
     inp = _tensor(framework, x)
-    with bm.Decisions(fw, relu, imposed=taken) as imposed:
+    with Decisions(fw, relu, imposed=taken) as imposed:
         hidden = inp * 1.0
         out = relu(hidden)
     out.sum().backward()
@@ -222,13 +223,13 @@ def test_imposed_pool_indices_route_the_values_the_indices_and_the_gradient(fram
         else layers.MaxPool2d(2, return_indices=True)
     )
     x = np.random.default_rng(0).standard_normal((2, 3, 4, 6))
-    with bm.Decisions(fw, pool) as taken:
+    with Decisions(fw, pool) as taken:
         pool(_tensor(framework, x))
     rows, cols = np.meshgrid(np.arange(2) * 2 + 1, np.arange(3) * 2 + 1, indexing="ij")
     corners = np.broadcast_to(rows * 6 + cols, (2, 3, 2, 3)).copy()
     taken.indices[0] = corners
     inp = _tensor(framework, x)
-    with bm.Decisions(fw, pool, imposed=taken):
+    with Decisions(fw, pool, imposed=taken):
         out, indices = pool(inp)
     out.sum().backward()
     np.testing.assert_array_equal(fw.array(indices), corners)
@@ -242,10 +243,10 @@ def test_imposed_pool_indices_route_the_values_the_indices_and_the_gradient(fram
 def test_decisions_of_another_model_are_refused(framework):
     fw = FRAMEWORKS[framework]
     x, y = _flip_batch()
-    with bm.Decisions(fw, _flip_net(framework, np.float64)) as taken:
+    with Decisions(fw, _flip_net(framework, np.float64)) as taken:
         taken.gradients(x, y)
     pair32, _, x_small, y_small = _small("fast_unet")
-    with bm.Decisions(fw, pair32[framework], imposed=taken) as wrong:
+    with Decisions(fw, pair32[framework], imposed=taken) as wrong:
         with pytest.raises(RuntimeError, match=r"Decisions: relu call 0 has shape"):
             wrong.gradients(x_small.astype(np.float32), y_small)
 
@@ -286,16 +287,16 @@ def test_decisions_for_fewer_or_more_calls_are_refused(framework):
     x, y = _flip_batch()
     net = _flip_net(framework, np.float64)
     longer = _with_extra_relu(framework, _flip_net(framework, np.float64))
-    with bm.Decisions(fw, net) as short_run:
+    with Decisions(fw, net) as short_run:
         short_run.gradients(x, y)
-    with bm.Decisions(fw, longer) as long_run:
+    with Decisions(fw, longer) as long_run:
         long_run.gradients(x, y)
-    with bm.Decisions(fw, longer, imposed=short_run) as imposed:
+    with Decisions(fw, longer, imposed=short_run) as imposed:
         with pytest.raises(
             RuntimeError, match=r"relu call 1 has no imposed decision \(the imposed run made 1\)"
         ):
             imposed.gradients(x, y)
-    with bm.Decisions(fw, net, imposed=long_run) as imposed:
+    with Decisions(fw, net, imposed=long_run) as imposed:
         with pytest.raises(
             RuntimeError,
             match=r"this run met \(1, 1\) \(ReLU, max-pool\) calls, the imposed run \(2, 1\)",
