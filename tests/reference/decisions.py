@@ -34,6 +34,19 @@ def gradients_torch(model, x, y) -> dict:
     return {k: p.grad.double().numpy() for k, p in model.named_parameters()}
 
 
+def _pool_arguments(module) -> dict:
+    """The keyword arguments of a max-pool module (either framework's) for its functional
+    form, asking for the argmax indices."""
+    return {
+        "kernel_size": module.kernel_size,
+        "stride": module.stride,
+        "padding": module.padding,
+        "dilation": module.dilation,
+        "ceil_mode": module.ceil_mode,
+        "return_indices": True,
+    }
+
+
 class Minigrad:
     """What :class:`Decisions` needs of minigrad: its layers, its gradient step and the ops
     that read or impose a decision (mask products and index gathers stay differentiable)."""
@@ -53,15 +66,7 @@ class Minigrad:
     @staticmethod
     def pool_indices(module, x) -> np.ndarray:
         with mg.no_grad():
-            _, indices = F.max_pool2d(
-                x,
-                module.kernel_size,
-                module.stride,
-                module.padding,
-                module.dilation,
-                ceil_mode=module.ceil_mode,
-                return_indices=True,
-            )
+            _, indices = F.max_pool2d(x, **_pool_arguments(module))
         return indices.numpy()
 
     @staticmethod
@@ -98,15 +103,7 @@ class Torch:
     @staticmethod
     def pool_indices(module, x) -> np.ndarray:
         with torch.no_grad():
-            _, indices = TF.max_pool2d(
-                x,
-                module.kernel_size,
-                module.stride,
-                module.padding,
-                module.dilation,
-                ceil_mode=module.ceil_mode,
-                return_indices=True,
-            )
+            _, indices = TF.max_pool2d(x, **_pool_arguments(module))
         return indices.numpy()
 
     @staticmethod
