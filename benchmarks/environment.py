@@ -19,6 +19,8 @@ import re
 import numpy as np
 import torch
 
+from minigrad import blas
+
 FORCING_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 _SHARED_OPENBLAS = re.compile(r"openblas.*\.so(\.\d+)*$")
 _CORE_NAME_SYMBOLS = (
@@ -62,11 +64,13 @@ def forced_kernel() -> dict:
 
 
 def describe() -> dict:
-    """NumPy's version and BLAS kernel, any forcing variables, and torch's thread count."""
+    """NumPy's version and BLAS kernel, any forcing variables, OpenBLAS's worker spin
+    (:mod:`minigrad.blas`) and torch's thread count."""
     return {
         "numpy": np.__version__,
         "blas_core": blas_core(),
         "forced": forced_kernel(),
+        "blas_spin": os.environ.get(blas.SPIN_VARIABLE, "default"),
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
     }
@@ -76,7 +80,8 @@ def header() -> str:
     """One line for the top of a benchmark's output, plus a warning line when forced."""
     info = describe()
     line = (
-        f"numpy {info['numpy']} (OpenBLAS kernel {info['blas_core']}), "
+        f"numpy {info['numpy']} (OpenBLAS kernel {info['blas_core']}, "
+        f"{blas.SPIN_VARIABLE}={info['blas_spin']}), "
         f"torch {info['torch']} ({info['torch_threads']} threads)"
     )
     if info["forced"]:
