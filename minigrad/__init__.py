@@ -3,9 +3,9 @@
 The public names mirror PyTorch: ``mg.tensor``, ``mg.zeros``, ``mg.no_grad()``, ``mg.cat``...
 """
 
-from minigrad.blas import prefer_short_spin
+from minigrad import blas
 
-prefer_short_spin()  # before anything below loads NumPy, and with it OpenBLAS
+blas.prefer_short_spin()  # before anything below loads NumPy, and with it OpenBLAS
 
 from minigrad.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from minigrad.backend import (
