@@ -5,8 +5,9 @@
 - :func:`conv_grad_weight`: the weight gradient, shared by both;
 - :func:`conv_grads` and :func:`conv_forward_and_grad_weight`: two of them from one pass.
 
-Each picks its path from the geometry alone: depthwise, pointwise, Winograd (3x3 stride 1 with
-many channels per group) or im2col + GEMM. The input gradient of a stride-1 conv is the conv
+Each picks its path from the geometry alone: depthwise, pointwise, the shifted-window GEMMs
+(dense stride-1 convs on the CPU, :mod:`~minigrad.ops.conv.shifted`), Winograd (3x3 stride 1
+with many channels per group) or im2col + GEMM. The input gradient of a stride-1 conv is the conv
 of gy with the reversed kernel, which makes the same choice; strided convs take col2im. A conv
 whose large weight outnumbers its input many times (:func:`_weight_bound`) takes neither
 Winograd nor the reversed kernel: their weight-sized temporaries cost more than they save.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 from minigrad import backend
 from minigrad.ops import winograd
+from minigrad.ops.conv import shifted
 from minigrad.ops.conv.depthwise import (
     _depthwise_forward,
     _depthwise_grad_input,
@@ -40,6 +42,13 @@ from minigrad.ops.conv.reversed_kernel import (
 from minigrad.ops.im2col import ConvGeometry
 
 
+def _shifted(g: ConvGeometry, x) -> bool:
+    """Whether the shifted-window GEMMs run this conv on array ``x``: :func:`shifted.supported`,
+    and not :func:`_weight_bound` (a small image with a large weight, where im2col's one GEMM
+    beats kh*kw thin ones)."""
+    return shifted.supported(g, x) and shifted.pays(g) and not _weight_bound(g)
+
+
 def _winograd(g: ConvGeometry) -> bool:
     """Whether Winograd runs this conv: :func:`winograd.supported`, and not
     :func:`_weight_bound` (its transformed weight, or weight gradient, is a fresh array 16/9
@@ -53,6 +62,8 @@ def conv_forward(x, W, g: ConvGeometry):
         return _depthwise_forward(x, W, g)
     if _is_pointwise(g):
         return _pointwise_forward(x, W, g)
+    if _shifted(g, x):
+        return shifted.forward(x, W, g)
     if _winograd(g):
         return _winograd_pass(x, g, W=W)[0]
     return _gemm_pass(x, g, W=W)[0]
@@ -95,13 +106,17 @@ def conv_grads(x, W, gy, g: ConvGeometry) -> tuple:
     and weight both need a gradient.
 
     On the CPU a stride-1 conv (im2col or Winograd) can take both from gy's columns (or
-    transform), :func:`_grads_from_gy`, when :func:`_backward_shares_gy` says it pays. On the
-    GPU, where its check for non-finite results would wait for the device, they stay separate.
+    transform), :func:`_grads_from_gy`, when :func:`_backward_shares_gy` says it pays; the
+    shifted-window GEMMs read their windows in place and share nothing. On the GPU, where
+    the check for non-finite results would wait for the device, they stay separate.
     """
     xp = backend.get_array_module(gy)
     gy = xp.ascontiguousarray(gy)
     reversed_g = _reversed_geometry(g)
-    if not backend.is_cpu_array(gy) or not _backward_shares_gy(g, reversed_g):
+    separate = (reversed_g is not None and _shifted(reversed_g, gy)) or not _backward_shares_gy(
+        g, reversed_g
+    )
+    if not backend.is_cpu_array(gy) or separate:
         return conv_grad_input(gy, W, g), conv_grad_weight(x, gy, g)
     return _grads_from_gy(x, W, gy, g, reversed_g)
 

@@ -23,6 +23,7 @@ from minigrad.ops.conv import (
     functions,
     gemm,
     reversed_kernel,
+    shifted,
 )
 
 # PyTorch warns that its own asymmetric "same" padding copies the input; ours does not care.
@@ -136,8 +137,10 @@ def test_conv_transpose2d_matches_torch(device, case, dtype, layout, seed):
 
 @contextlib.contextmanager
 def tiny_tiles():
-    """Force the CPU paths to tile (bands of one output row, one plane) and to use threads."""
+    """Force the CPU paths to tile (bands of one output row, one plane) and to use threads;
+    dense stride-1 convs take im2col's tiles, not the shifted-window GEMMs (which have none)."""
     with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(shifted, "MAX_CHANNELS", 0)
         patch.setattr(im2col, "CPU_TILE_BYTES", 1)
         patch.setattr(im2col, "GPU_TILE_BYTES", 1)
         patch.setattr(im2col, "MIN_PARALLEL_ELEMENTS", 0)
@@ -277,7 +280,9 @@ BACKWARD_SHARING_CASES = {
 def test_conv2d_backward_shares_gy_columns_when_it_pays(device, monkeypatch, case, dtype):
     """With both x and W needing a gradient, a stride-1 conv on the CPU takes the weight
     gradient from gy's columns when its GEMM keeps its shape (``conv_grads``); else, and on
-    the GPU, from x's (``conv_grad_weight``). Either way both match PyTorch."""
+    the GPU, from x's (``conv_grad_weight``). Either way both match PyTorch. (The
+    shifted-window GEMMs, which share nothing, are kept out.)"""
+    monkeypatch.setattr(shifted, "MAX_CHANNELS", 0)
     x_shape, w_shape, args, shared = BACKWARD_SHARING_CASES[case]
     x, w = random_array(0, x_shape, dtype), random_array(1, w_shape, dtype)
     separate_calls = []

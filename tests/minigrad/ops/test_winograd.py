@@ -15,7 +15,7 @@ import minigrad as mg
 from minigrad.gradcheck import gradcheck
 from minigrad.ops import conv as conv_ops
 from minigrad.ops import winograd
-from minigrad.ops.conv import conv2d, conv2d_geometry, conv_transpose2d
+from minigrad.ops.conv import conv2d, conv2d_geometry, conv_transpose2d, shifted
 from minigrad.ops.im2col import scratch
 
 pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same':UserWarning")
@@ -23,7 +23,8 @@ pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same':UserWarning
 
 @contextlib.contextmanager
 def routed_to_winograd(tiny_tiles: bool = False):
-    """Route every 3x3 stride-1 conv with 2+ channels per group to Winograd; count the calls
+    """Route every 3x3 stride-1 conv with 2+ channels per group to Winograd (none to the
+    shifted-window GEMMs, which would take the dense ones first); count the calls
     that compute a conv, a weight gradient, and both in one pass.
 
     Scratch arrays come filled with NaN, so a value read before it is written shows. With
@@ -46,6 +47,7 @@ def routed_to_winograd(tiny_tiles: bool = False):
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(winograd, "MIN_CHANNELS", 2)
+        patch.setattr(shifted, "MAX_CHANNELS", 0)
         patch.setattr(winograd, "scratch", poisoned)
         patch.setattr(winograd, "forward_and_grad_weight", counted)
         if tiny_tiles:

@@ -1,0 +1,129 @@
+"""NumPy's own OpenBLAS GEMM, called directly: strided operands and ``C = A @ B + beta * C``.
+
+``numpy.matmul`` cannot add into its output, nor take a matrix whose rows are slices of a
+longer buffer at an offset that its strides cannot express without a copy. The shifted-window
+conv (:mod:`minigrad.ops.conv.shifted`) needs both: it sums kh*kw GEMMs into one output, each
+reading a shifted window of the same padded buffer. This module finds the OpenBLAS library
+that NumPy loaded (the ``numpy.libs`` copy of NumPy's wheels), binds its ILP64 CBLAS
+``sgemm``/``dgemm`` with ctypes, and runs them on NumPy arrays with row-major offsets and
+leading dimensions. ctypes releases the GIL for the call, and OpenBLAS threads it as it
+threads NumPy's matmul.
+
+:func:`available` is False where NumPy runs on another BLAS (MKL, Accelerate) or on a build
+whose symbols are not the ILP64 ones: callers then take their NumPy path.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import os
+import re
+
+import numpy as np
+
+_SHARED_OPENBLAS = re.compile(r"openblas.*\.so(\.\d+)*$")
+_GEMM_SYMBOLS = {
+    "float32": ("scipy_cblas_sgemm64_", "cblas_sgemm64_"),
+    "float64": ("scipy_cblas_dgemm64_", "cblas_dgemm64_"),
+}
+_SCALARS = {"float32": ctypes.c_float, "float64": ctypes.c_double}
+_ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
+
+
+def loaded_openblas() -> str | None:
+    """The path of NumPy's OpenBLAS library in this process, if it loaded one (Linux).
+
+    NumPy's wheels keep it in ``numpy.libs`` beside the package; a library of that name
+    elsewhere in the process (another package's) is only the fallback."""
+    numpy_root = os.path.dirname(os.path.dirname(np.__file__))
+    try:
+        with open("/proc/self/maps") as maps:
+            paths = {line.split()[-1] for line in maps if "/" in line}
+    except OSError:
+        return None
+    found = sorted(p for p in paths if _SHARED_OPENBLAS.search(os.path.basename(p).lower()))
+    found.sort(key=lambda p: not p.startswith(numpy_root))
+    return found[0] if found else None
+
+
+@functools.cache
+def _library():
+    path = loaded_openblas()
+    return None if path is None else ctypes.CDLL(path)
+
+
+@functools.cache
+def _gemm_function(dtype_name: str):
+    """The bound ILP64 CBLAS GEMM for ``dtype_name``, or None."""
+    library = _library()
+    if library is None or dtype_name not in _GEMM_SYMBOLS:
+        return None
+    for symbol in _GEMM_SYMBOLS[dtype_name]:
+        function = getattr(library, symbol, None)
+        if function is not None:
+            integer, pointer, scalar = ctypes.c_int64, ctypes.c_void_p, _SCALARS[dtype_name]
+            function.argtypes = [ctypes.c_int] * 3 + [integer] * 3 + [scalar, pointer, integer]
+            function.argtypes += [pointer, integer, scalar, pointer, integer]
+            function.restype = None
+            return function
+    return None
+
+
+def available(dtype) -> bool:
+    """Whether :func:`gemm` can run on arrays of ``dtype`` (float32 or float64)."""
+    return _gemm_function(np.dtype(dtype).name) is not None
+
+
+def gemm(
+    a,
+    b,
+    c,
+    shape: tuple,
+    offsets: tuple = (0, 0, 0),
+    lds: tuple | None = None,
+    trans_b: bool = False,
+    beta: float = 0.0,
+) -> None:
+    """``C = A @ op(B) + beta * C`` in place, on flat views of C-contiguous arrays.
+
+    Args:
+        a, b, c: C-contiguous arrays of one dtype (float32 or float64), read as row-major
+            matrices starting ``offsets`` elements into each: A (m, k), op(B) (k, n), C (m, n).
+        shape: (m, n, k).
+        offsets: the elements before each matrix's first entry, in a, b and c.
+        lds: the leading dimensions (elements between rows) of a, b and c; by default the
+            matrices are dense: (k, n or k, n).
+        trans_b: B is stored as (n, k) and used transposed.
+        beta: 0 overwrites C (its old contents are never read), 1 adds into it.
+
+    The caller guarantees that each matrix lies within its array; nothing is checked here
+    but the dtypes and contiguity, which a wrong call would turn into a crash.
+    """
+    m, n, k = shape
+    lda, ldb, ldc = lds or (k, k if trans_b else n, n)
+    for array in (a, b, c):
+        if array.dtype != c.dtype or not array.flags.c_contiguous:
+            raise ValueError(
+                f"cblas.gemm: expected C-contiguous {c.dtype} arrays, got "
+                f"{array.dtype} (contiguous: {array.flags.c_contiguous})"
+            )
+    function = _gemm_function(c.dtype.name)
+    item = c.dtype.itemsize
+    pointers = [arr.ctypes.data + off * item for arr, off in zip((a, b, c), offsets, strict=True)]
+    function(
+        _ROW_MAJOR,
+        _NO_TRANS,
+        _TRANS if trans_b else _NO_TRANS,
+        m,
+        n,
+        k,
+        1.0,
+        pointers[0],
+        lda,
+        pointers[1],
+        ldb,
+        beta,
+        pointers[2],
+        ldc,
+    )
