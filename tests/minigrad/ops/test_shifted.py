@@ -1,0 +1,317 @@
+"""minigrad.ops.conv.shifted: the stride-1 dense conv as kh*kw GEMMs over shifted windows,
+against PyTorch (forward, with channel chunks, float32 accuracy, infs and NaNs), which convs
+it takes, and the dispatch of conv2d's forward and input gradient through it."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as TF
+from helpers import check_parity, float_dtypes, random_array, seeds, tolerances, with_layout
+from hypothesis import assume, example, given, settings
+from hypothesis import strategies as st
+
+import minigrad as mg
+from minigrad import cblas
+from minigrad.functional import conv2d, conv_transpose2d
+from minigrad.ops.conv import conv2d_geometry, reversed_kernel, shifted
+from minigrad.ops.im2col import ConvGeometry
+
+# PyTorch warns that its own asymmetric "same" padding copies the input.
+pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same':UserWarning")
+
+
+@st.composite
+def dense_cases(draw):
+    """A dense stride-1 conv2d: x shape, w shape, padding (int pair or "same"), dilation.
+
+    Kernels 1x2 to 4x4 (even and non-square), padding 0 to k per side, inputs from the
+    smallest the dilated kernel fits into (an output side of 1) to a few pixels more."""
+    kernel = draw(st.tuples(st.integers(1, 4), st.integers(1, 4)).filter(lambda k: k[0] * k[1] > 1))
+    dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    if draw(st.booleans()):
+        padding = "same"
+        pads = (0, 0)
+    else:
+        padding = tuple(draw(st.integers(0, k)) for k in kernel)
+        pads = padding
+    smallest = [
+        max(1, d * (k - 1) + 1 - 2 * p) for k, d, p in zip(kernel, dilation, pads, strict=True)
+    ]
+    size = tuple(draw(st.integers(s, s + 3)) for s in smallest)
+    c_in, c_out = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    x_shape = (draw(st.integers(1, 3)), c_in, *size)
+    return x_shape, (c_out, c_in, *kernel), padding, dilation
+
+
+def _torch_conv(x, w, padding, dilation):
+    return TF.conv2d(torch.tensor(x), torch.tensor(w), padding=padding, dilation=dilation).numpy()
+
+
+def _assert_matches(ours, theirs, dtype, reduction):
+    rtol, atol = tolerances(dtype, reduction)
+    scale = max(1.0, float(np.abs(theirs).max()))
+    assert ours.shape == theirs.shape and ours.dtype == theirs.dtype
+    np.testing.assert_allclose(ours, theirs, rtol=rtol, atol=atol * scale)
+
+
+@settings(max_examples=25)
+@given(case=dense_cases(), dtype=float_dtypes, layout=st.sampled_from(["contiguous", "strided"]))
+@example(case=((1, 1, 3, 2), (1, 1, 3, 2), (0, 0), (1, 1)), dtype=np.float64, layout="contiguous")
+@example(case=((2, 3, 2, 5), (4, 3, 4, 3), (1, 0), (1, 2)), dtype=np.float32, layout="strided")
+def test_forward_matches_torch(case, dtype, layout):
+    """Geometries as conv2d builds them; x also as a strided view (the stacked copy takes it)."""
+    x_shape, w_shape, padding, dilation = case
+    x, w = random_array(1, x_shape, dtype), random_array(2, w_shape, dtype)
+    g = conv2d_geometry("conv2d", x_shape, w_shape, 1, padding, dilation, 1)
+    assert shifted.supported(g, x)
+    y = shifted.forward(with_layout(x, layout), w, g)
+    reduction = w_shape[1] * w_shape[2] * w_shape[3]
+    _assert_matches(y, _torch_conv(x, w, padding, dilation), dtype, reduction)
+
+
+@settings(max_examples=15)
+@given(
+    kernel=st.tuples(st.integers(2, 4), st.integers(1, 4)),
+    pads=st.tuples(*[st.integers(0, 4)] * 4),
+    dilation=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+    size=st.tuples(st.integers(1, 5), st.integers(1, 5)),
+    dtype=float_dtypes,
+    seed=seeds,
+)
+def test_asymmetric_padding_matches_torch(kernel, pads, dilation, size, dtype, seed):
+    """Top/left padding in the geometry, bottom/right implied by its output size, as the
+    reversed kernel builds them (a "same" conv's input gradient pads more at the top)."""
+    (kh, kw), (top, bottom, left, right), (dy, dx) = kernel, pads, dilation
+    out_h, out_w = size[0] + top + bottom - dy * (kh - 1), size[1] + left + right - dx * (kw - 1)
+    assume(min(out_h, out_w) >= 1)
+    x, w = random_array(seed, (2, 3, *size), dtype), random_array(seed + 1, (2, 3, kh, kw), dtype)
+    g = ConvGeometry(2, 3, *size, 2, out_h, out_w, kh, kw, 1, 1, top, left, dy, dx, 1)
+    padded = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
+    _assert_matches(
+        shifted.forward(x, w, g), _torch_conv(padded, w, 0, dilation), dtype, 3 * kh * kw
+    )
+
+
+@pytest.mark.parametrize("chunk", [1, 2])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_channel_chunks_match_torch(monkeypatch, chunk, dtype):
+    """With CHUNK_CHANNELS lowered, 5 channels take ceil(5/chunk) GEMMs per kernel offset,
+    of at most ``chunk`` channels each, and the output still matches."""
+    monkeypatch.setattr(shifted, "CHUNK_CHANNELS", chunk)
+    depths = []
+    original = cblas.gemm
+    monkeypatch.setattr(cblas, "gemm", lambda *a, **k: depths.append(a[3][2]) or original(*a, **k))
+    x, w = random_array(0, (2, 5, 6, 7), dtype), random_array(1, (3, 5, 3, 2), dtype)
+    g = conv2d_geometry("conv2d", x.shape, w.shape, 1, (1, 0), 1, 1)
+    y = shifted.forward(x, w, g)
+    _assert_matches(y, _torch_conv(x, w, (1, 0), 1), dtype, 30)
+    assert len(depths) == 3 * 2 * math.ceil(5 / chunk)
+    assert max(depths) <= chunk and sum(depths) == 5 * 3 * 2
+
+
+@settings(max_examples=25)
+@given(channels=st.integers(1, 1000), chunk=st.integers(1, 300))
+@example(channels=128, chunk=128)
+@example(channels=129, chunk=128)
+def test_channel_chunks_cover_all_channels_in_equal_parts(channels, chunk):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(shifted, "CHUNK_CHANNELS", chunk)
+        chunks = shifted._channel_chunks(channels)
+    assert chunks[0][0] == 0 and chunks[-1][1] == channels
+    assert all(stop == first for (_, stop), (first, _) in zip(chunks, chunks[1:], strict=False))
+    sizes = [stop - first for first, stop in chunks]
+    assert max(sizes) <= chunk and max(sizes) - min(sizes) <= 1 and min(sizes) >= 1
+    assert len(chunks) == math.ceil(channels / chunk)
+
+
+def test_float32_error_is_below_torchs():
+    """The float32 output's norm-wise error from float64 (on the same float32 inputs) is below
+    PyTorch's float32 conv2d's: each GEMM sums 64 products, not 576. Measured here: 1.41e-7
+    against torch's 2.06e-7 (seeds 0-5: 1.38-1.41e-7 against 2.06-2.12e-7, ratio 0.65-0.69)."""
+    x32, w32 = (
+        random_array(0, (2, 64, 12, 12), np.float32),
+        random_array(100, (32, 64, 3, 3), np.float32),
+    )
+    g = conv2d_geometry("conv2d", x32.shape, w32.shape, 1, 1, 1, 1)
+    exact = _torch_conv(x32.astype(np.float64), w32.astype(np.float64), 1, 1)
+    assert shifted.supported(g, x32) and shifted.pays(g)
+
+    def error(y):
+        return np.linalg.norm(y.astype(np.float64) - exact) / np.linalg.norm(exact)
+
+    ours, theirs = error(shifted.forward(x32, w32, g)), error(_torch_conv(x32, w32, 1, 1))
+    assert ours < 1.1 * theirs, (ours, theirs)
+    assert error(shifted.forward(x32.astype(np.float64), w32.astype(np.float64), g)) < 1e-14
+
+
+def _geometry(x_shape=(2, 3, 6, 6), w_shape=(4, 3, 3, 3), stride=1, groups=1):
+    return conv2d_geometry("conv2d", x_shape, w_shape, stride, 1, 1, groups)
+
+
+def test_supported_takes_dense_stride_1_float_convs_on_numpy_arrays():
+    x = np.ones((2, 3, 6, 6), np.float32)
+    assert shifted.supported(_geometry(), x)
+    assert shifted.supported(_geometry(), x.astype(np.float64))
+    assert shifted.supported(_geometry(w_shape=(4, 3, 1, 2)), x)
+
+
+@pytest.mark.parametrize(
+    "geometry",
+    [
+        _geometry(w_shape=(6, 1, 3, 3), groups=3),
+        _geometry(x_shape=(2, 4, 6, 6), w_shape=(4, 2, 3, 3), groups=2),
+        _geometry(stride=2),
+        _geometry(stride=(1, 2)),
+        _geometry(w_shape=(4, 3, 1, 1)),
+        dataclasses.replace(_geometry(), batch=0),
+        dataclasses.replace(_geometry(), in_channels=0),
+        dataclasses.replace(_geometry(), out_channels=0),
+    ],
+    ids=["depthwise", "groups2", "stride2", "stride1x2", "1x1", "no-batch", "no-in", "no-out"],
+)
+def test_supported_is_false_for_other_convs(geometry):
+    assert not shifted.supported(geometry, np.ones(geometry.in_shape, np.float32))
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.int32, np.int64])
+def test_supported_is_false_for_other_dtypes(dtype):
+    assert not shifted.supported(_geometry(), np.ones((2, 3, 6, 6), dtype))
+
+
+def test_supported_is_false_for_a_gpu_array():
+    x = mg.ones(2, 3, 6, 6, device="gpu").data
+    assert not isinstance(x, np.ndarray)
+    assert not shifted.supported(_geometry(), x)
+
+
+def test_pays_up_to_max_channels_and_wide_elements(monkeypatch):
+    g = _geometry(x_shape=(2, 128, 6, 6), w_shape=(4, 128, 3, 3))
+    assert shifted.pays(g)
+    assert not shifted.pays(_geometry(x_shape=(2, 129, 6, 6), w_shape=(4, 129, 3, 3)))
+    wide = g.out_channels * g.batch * shifted.StackedLayout(g).flat
+    monkeypatch.setattr(shifted, "MAX_WIDE_ELEMENTS", wide)
+    assert shifted.pays(g)
+    monkeypatch.setattr(shifted, "MAX_WIDE_ELEMENTS", wide - 1)
+    assert not shifted.pays(g)
+
+
+@pytest.fixture
+def shifted_calls(monkeypatch):
+    """The geometries of the convs that ran through ``shifted.forward``."""
+    calls = []
+    original = shifted.forward
+
+    def spy(x, W, g):
+        calls.append(g)
+        return original(x, W, g)
+
+    monkeypatch.setattr(shifted, "forward", spy)
+    return calls
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bias", [False, True])
+def test_conv2d_forward_and_input_gradient_run_through_it(device, shifted_calls, dtype, bias):
+    """A dense 3x3 stride-1 conv with few channels: the forward, and the input gradient as the
+    reversed-kernel conv, run through the shifted GEMMs on the CPU (never on the GPU); all the
+    gradients match PyTorch."""
+    x, w = random_array(0, (2, 3, 6, 7), dtype), random_array(1, (4, 3, 3, 3), dtype)
+    arrays = [x, w] + ([random_array(2, (4,), dtype)] if bias else [])
+    check_parity(
+        lambda *t: conv2d(*t, padding=1),
+        lambda *t: TF.conv2d(*t, padding=1),
+        arrays,
+        device,
+        reduction=27,
+    )
+    g = conv2d_geometry("conv2d", x.shape, w.shape, 1, 1, 1, 1)
+    expected = [g, reversed_kernel._reversed_geometry(g)] if device == "cpu" else []
+    assert shifted_calls == expected
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_conv_transpose2d_forward_runs_through_it(device, shifted_calls, dtype):
+    """conv_transpose2d's output is conv2d's input gradient: with stride 1, the reversed-kernel
+    conv through the shifted GEMMs on the CPU; its gradients (im2col's) match PyTorch too."""
+    x, w = random_array(0, (2, 3, 5, 6), dtype), random_array(1, (3, 2, 3, 2), dtype)
+    check_parity(
+        lambda *t: conv_transpose2d(*t, padding=(1, 0), dilation=(2, 1)),
+        lambda *t: TF.conv_transpose2d(*t, padding=(1, 0), dilation=(2, 1)),
+        [x, w, random_array(2, (2,), dtype)],
+        device,
+        reduction=18,
+    )
+    assert [g.in_channels for g in shifted_calls] == ([3] if device == "cpu" else [])
+
+
+def _weight_bound(monkeypatch):
+    monkeypatch.setattr(reversed_kernel, "WEIGHT_BOUND_ELEMENTS", 1)
+    monkeypatch.setattr(reversed_kernel, "WEIGHT_BOUND_RATIO", 2)
+
+
+def _no_shifted_channels(monkeypatch):
+    monkeypatch.setattr(shifted, "MAX_CHANNELS", 0)
+
+
+@pytest.mark.parametrize(
+    "x_shape,w_shape,args,patch",
+    [
+        ((2, 4, 3, 4), (6, 4, 3, 3), dict(padding=1), _weight_bound),
+        ((2, 4, 6, 7), (4, 2, 3, 3), dict(padding=1, groups=2), None),
+        ((2, 3, 7, 8), (4, 3, 3, 3), dict(padding=1, stride=2), None),
+        ((2, 3, 6, 7), (4, 3, 3, 3), dict(padding=1), _no_shifted_channels),
+    ],
+    ids=["weight-bound", "groups2", "stride2", "max-channels-0"],
+)
+def test_other_convs_do_not_run_through_it(
+    monkeypatch, shifted_calls, x_shape, w_shape, args, patch
+):
+    if patch is not None:
+        patch(monkeypatch)
+    x, w, b = (
+        random_array(0, x_shape, np.float64),
+        random_array(1, w_shape, np.float64),
+        random_array(2, (w_shape[0],), np.float64),
+    )
+    check_parity(
+        lambda *t: conv2d(*t, **args),
+        lambda *t: TF.conv2d(*t, **args),
+        [x, w, b],
+        "cpu",
+    )
+    assert shifted_calls == []
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("where", ["x", "gy"])
+def test_infs_and_nans_land_where_torchs_do(shifted_calls, dtype, where):
+    """An inf of each sign and a NaN in x (inside, on the padded border) give the output's
+    infs and NaNs of PyTorch; in gy they give its input gradient's."""
+    x, w = random_array(0, (2, 3, 7, 8), dtype), random_array(1, (4, 3, 3, 3), dtype)
+    gy = random_array(2, (2, 4, 7, 8), dtype)
+    target = x if where == "x" else gy
+    target[0, 0, 3, 3], target[0, 1, 3, 4], target[1, 2, 0, 7] = np.inf, -np.inf, np.nan
+    xt, wt = mg.tensor(x, requires_grad=True), mg.tensor(w, requires_grad=True)
+    y = conv2d(xt, wt, padding=1)
+    y.backward(mg.tensor(gy))
+    assert len(shifted_calls) == 2
+    tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+    ty = TF.conv2d(tx, tw, padding=1)
+    ty.backward(torch.tensor(gy))
+    rtol, atol = tolerances(dtype, 27)
+    for ours, theirs in (
+        (y.detach().numpy(), ty.detach().numpy()),
+        (xt.grad.numpy(), tx.grad.numpy()),
+    ):
+        np.testing.assert_array_equal(np.isnan(ours), np.isnan(theirs))
+        np.testing.assert_array_equal(np.isposinf(ours), np.isposinf(theirs))
+        np.testing.assert_array_equal(np.isneginf(ours), np.isneginf(theirs))
+        finite = np.isfinite(theirs)
+        scale = max(1.0, float(np.abs(theirs[finite]).max()))
+        np.testing.assert_allclose(ours[finite], theirs[finite], rtol=rtol, atol=atol * scale)
+    assert not np.all(np.isfinite(y.detach().numpy() if where == "x" else xt.grad.numpy()))

@@ -1,0 +1,182 @@
+"""minigrad.cblas: NumPy's own OpenBLAS sgemm/dgemm against NumPy's matmul, on sub-matrices at
+offsets in larger flat buffers (leading dimensions wider than the rows), transposed B, beta=0
+and beta=1, and the checks on the arrays it is given."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from helpers import FLOAT_DTYPES, random_array, seeds, tolerances
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from minigrad import cblas
+
+
+def test_numpy_wheel_openblas_is_found_and_bound():
+    """This NumPy is a wheel whose OpenBLAS is scipy_openblas64_ in numpy.libs: the library
+    found is that one, and both float GEMMs are bound; other dtypes are not."""
+    path = cblas.loaded_openblas()
+    assert path is not None
+    assert "scipy_openblas64_" in os.path.basename(path)
+    numpy_libs = os.path.join(os.path.dirname(os.path.dirname(np.__file__)), "numpy.libs")
+    assert os.path.dirname(path) == numpy_libs
+    assert cblas.available(np.float32) and cblas.available("float64")
+    for dtype in (np.float16, np.int32, np.int64, np.complex128):
+        assert not cblas.available(dtype), dtype
+
+
+def _fake_maps(monkeypatch, paths):
+    """Make ``loaded_openblas`` read a /proc/self/maps listing ``paths``."""
+    lines = [f"7f00-7f01 r-xp 00000000 08:01 1 {p}\n" for p in paths]
+    lines.append("7ffd-7ffe rw-p 00000000 00:00 0 [stack]\n")
+    monkeypatch.setattr(cblas, "open", lambda *a, **k: _Lines(lines), raising=False)
+
+
+class _Lines(list):
+    def __enter__(self):
+        return iter(self)
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_loaded_openblas_is_none_without_openblas_and_reads_no_other_library(monkeypatch):
+    _fake_maps(monkeypatch, ["/usr/lib/libm.so.6", "/usr/lib/libopenblas.txt"])
+    assert cblas.loaded_openblas() is None
+    _fake_maps(monkeypatch, ["/usr/lib/libm.so.6", "/opt/x/libopenblasp-r0.3.so.0"])
+    assert cblas.loaded_openblas() == "/opt/x/libopenblasp-r0.3.so.0"
+
+
+def test_numpys_own_openblas_wins_over_a_system_one(monkeypatch):
+    """A system OpenBLAS (whose path sorts first) loaded by another library is the fallback."""
+    numpys = os.path.join(os.path.dirname(np.__file__) + ".libs", "libscipy_openblas64_-abc.so")
+    _fake_maps(monkeypatch, ["/usr/lib/x86_64-linux-gnu/libopenblas.so.0", numpys])
+    assert cblas.loaded_openblas() == numpys
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="cblas.loaded_openblas prefers paths under dirname(dirname(numpy.__file__)), which "
+    "is site-packages itself, so another package's OpenBLAS there whose path sorts before "
+    "numpy.libs wins over NumPy's own",
+)
+def test_numpys_own_openblas_wins_over_another_packages(monkeypatch):
+    site = os.path.dirname(os.path.dirname(np.__file__))
+    numpys = os.path.join(site, "numpy.libs", "libscipy_openblas64_-abc.so")
+    other = os.path.join(site, "another.libs", "libopenblas-r0.so")
+    _fake_maps(monkeypatch, ["/usr/lib/libopenblas.so.0", other, numpys])
+    assert cblas.loaded_openblas() == numpys
+
+
+@st.composite
+def gemm_cases(draw):
+    """(m, n, k), an offset and extra leading-dimension columns for each of a, b and c."""
+    shape = tuple(draw(st.integers(1, 12)) for _ in range(3))
+    offsets = tuple(draw(st.integers(0, 7)) for _ in range(3))
+    extra = tuple(draw(st.integers(0, 4)) for _ in range(3))
+    return shape, offsets, extra
+
+
+def _buffer(seed, rows, ld, offset, dtype, fill=None):
+    """A flat buffer with a (rows, ld) matrix starting ``offset`` in, and some slack after."""
+    size = offset + rows * ld + 3
+    if fill is None:
+        return random_array(seed, (size,), dtype)
+    return np.full(size, fill, dtype=dtype)
+
+
+def _view(buffer, rows, cols, ld, offset):
+    return buffer[offset : offset + rows * ld].reshape(rows, ld)[:, :cols]
+
+
+def _check(ours, expected, dtype, k):
+    if np.dtype(dtype) == np.float64:
+        rtol, atol = 1e-12, 1e-12
+    else:
+        rtol, atol = tolerances(dtype, k)
+    scale = max(1.0, float(np.abs(expected).max()))
+    np.testing.assert_allclose(ours, expected, rtol=rtol, atol=atol * scale)
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@settings(max_examples=15)
+@given(shape=st.tuples(*[st.integers(1, 12)] * 3), trans_b=st.booleans(), seed=seeds)
+def test_dense_defaults_match_matmul(dtype, shape, trans_b, seed):
+    m, n, k = shape
+    a = random_array(seed, (m, k), dtype)
+    b = random_array(seed + 1, (n, k) if trans_b else (k, n), dtype)
+    c = np.full((m, n), np.nan, dtype=dtype)
+    cblas.gemm(a, b, c, shape, trans_b=trans_b)
+    op_b = b.T if trans_b else b
+    _check(c, a.astype(np.float64) @ op_b.astype(np.float64), dtype, k)
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@pytest.mark.parametrize("beta", [0.0, 1.0])
+@settings(max_examples=20)
+@given(case=gemm_cases(), trans_b=st.booleans(), seed=seeds)
+def test_offsets_and_leading_dimensions_match_matmul(dtype, beta, case, trans_b, seed):
+    """Sub-matrices of larger flat buffers: A (m, k) and B (k, n), or (n, k) with ``trans_b``,
+    read at their offsets with rows ``ld`` apart; C (m, n) written there, overwritten with
+    beta=0 (the NaNs in it ignored) or added into with beta=1, and nothing else of c touched."""
+    (m, n, k), (oa, ob, oc), (ea, eb, ec) = case
+    b_rows, b_cols = (n, k) if trans_b else (k, n)
+    lda, ldb, ldc = k + ea, b_cols + eb, n + ec
+    a = _buffer(seed, m, lda, oa, dtype)
+    b = _buffer(seed + 1, b_rows, ldb, ob, dtype)
+    c = _buffer(seed + 2, m, ldc, oc, dtype)
+    inside = np.zeros(c.shape, dtype=bool)
+    _view(inside, m, n, ldc, oc)[...] = True
+    if beta == 0.0:
+        c[inside] = np.nan
+    before = c.copy()
+    a_matrix = _view(a, m, k, lda, oa).astype(np.float64)
+    b_matrix = _view(b, b_rows, b_cols, ldb, ob).astype(np.float64)
+    product = a_matrix @ (b_matrix.T if trans_b else b_matrix)
+    expected = product + (_view(before, m, n, ldc, oc) if beta else 0.0)
+    cblas.gemm(a, b, c, (m, n, k), (oa, ob, oc), (lda, ldb, ldc), trans_b=trans_b, beta=beta)
+    _check(_view(c, m, n, ldc, oc), expected, dtype, k)
+    np.testing.assert_array_equal(c[~inside], before[~inside])
+
+
+def test_operands_are_not_written():
+    a, b = random_array(0, (3, 4), np.float64), random_array(1, (4, 5), np.float64)
+    a0, b0 = a.copy(), b.copy()
+    c = np.zeros((3, 5))
+    cblas.gemm(a, b, c, (3, 5, 4))
+    np.testing.assert_array_equal(a, a0)
+    np.testing.assert_array_equal(b, b0)
+
+
+@pytest.mark.parametrize("which", [0, 1, 2])
+def test_a_mismatched_dtype_raises(which):
+    arrays = [np.ones((2, 2), np.float64) for _ in range(3)]
+    arrays[which] = arrays[which].astype(np.float32)
+    expected, got = ("float32", "float64") if which == 2 else ("float64", "float32")
+    with pytest.raises(ValueError, match=rf"expected C-contiguous {expected} arrays, got {got}"):
+        cblas.gemm(*arrays, (2, 2, 2))
+
+
+@pytest.mark.parametrize("which", [0, 1, 2])
+def test_a_non_contiguous_array_raises(which):
+    arrays = [np.ones((4, 4), np.float32) for _ in range(3)]
+    before = arrays[2].copy()
+    arrays[which] = np.asfortranarray(arrays[which]) if which else arrays[which][:, ::2]
+    with pytest.raises(ValueError, match=r"C-contiguous float32 .*contiguous: False"):
+        cblas.gemm(*arrays, (2, 2, 2))
+    np.testing.assert_array_equal(arrays[2], before)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="cblas.gemm checks only that the dtypes agree: on float16 (or int) arrays it calls "
+    "the missing GEMM and fails with TypeError 'NoneType' object is not callable",
+)
+@pytest.mark.parametrize("dtype", [np.float16, np.int64])
+def test_an_unsupported_dtype_raises_a_value_error(dtype):
+    arrays = [np.ones((2, 2), dtype) for _ in range(3)]
+    with pytest.raises(ValueError, match=np.dtype(dtype).name):
+        cblas.gemm(*arrays, (2, 2, 2))
