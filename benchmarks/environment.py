@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import ctypes
 import os
-import re
 
 import numpy as np
 import torch
 
-from minigrad import blas
+from minigrad import blas, cblas
 
 FORCING_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
-_SHARED_OPENBLAS = re.compile(r"openblas.*\.so(\.\d+)*$")
 _CORE_NAME_SYMBOLS = (
     "scipy_openblas_get_corename64_",
     "scipy_openblas_get_corename",
@@ -31,22 +29,9 @@ _CORE_NAME_SYMBOLS = (
 )
 
 
-def _loaded_openblas() -> str | None:
-    """The path of NumPy's OpenBLAS library in this process, if it loaded one.
-
-    NumPy's wheels keep it in ``numpy.libs`` beside the package; a library of that name
-    elsewhere in the process (another package's) is only the fallback."""
-    numpy_root = os.path.dirname(os.path.dirname(np.__file__))
-    with open("/proc/self/maps") as maps:
-        paths = {line.split()[-1] for line in maps if "/" in line}
-    found = sorted(p for p in paths if _SHARED_OPENBLAS.search(os.path.basename(p).lower()))
-    found.sort(key=lambda p: not p.startswith(numpy_root))
-    return found[0] if found else None
-
-
 def blas_core() -> str:
     """The kernel family OpenBLAS runs (such as "SkylakeX" or "Haswell"), or "unknown"."""
-    path = _loaded_openblas()
+    path = cblas.loaded_openblas()
     if path is None:
         return "unknown"
     library = ctypes.CDLL(path)

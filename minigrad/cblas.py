@@ -35,15 +35,15 @@ def loaded_openblas() -> str | None:
     """The path of NumPy's OpenBLAS library in this process, if it loaded one (Linux).
 
     NumPy's wheels keep it in ``numpy.libs`` beside the package; a library of that name
-    elsewhere in the process (another package's) is only the fallback."""
-    numpy_root = os.path.dirname(os.path.dirname(np.__file__))
+    elsewhere in the process (another package's, or the system's) is only the fallback."""
+    numpy_libs = os.path.dirname(np.__file__) + ".libs" + os.sep
     try:
         with open("/proc/self/maps") as maps:
             paths = {line.split()[-1] for line in maps if "/" in line}
     except OSError:
         return None
     found = sorted(p for p in paths if _SHARED_OPENBLAS.search(os.path.basename(p).lower()))
-    found.sort(key=lambda p: not p.startswith(numpy_root))
+    found.sort(key=lambda p: not p.startswith(numpy_libs))
     return found[0] if found else None
 
 
@@ -98,19 +98,25 @@ def gemm(
         beta: 0 overwrites C (its old contents are never read), 1 adds into it.
 
     The caller guarantees that each matrix lies within its array; nothing is checked here
-    but the dtypes and contiguity, which a wrong call would turn into a crash.
+    but the arrays' dtypes, contiguity and C's writability, which a wrong call would turn
+    into a crash.
     """
     m, n, k = shape
     lda, ldb, ldc = lds or (k, k if trans_b else n, n)
-    for array in (a, b, c):
+    function = _gemm_function(c.dtype.name)
+    if function is None:
+        raise ValueError(f"cblas.gemm: expected float32 or float64 arrays, got c of {c.dtype}")
+    for name, array in (("a", a), ("b", b), ("c", c)):
         if array.dtype != c.dtype or not array.flags.c_contiguous:
             raise ValueError(
-                f"cblas.gemm: expected C-contiguous {c.dtype} arrays, got "
+                f"cblas.gemm: expected C-contiguous {c.dtype} arrays, got {name} of "
                 f"{array.dtype} (contiguous: {array.flags.c_contiguous})"
             )
-    function = _gemm_function(c.dtype.name)
+    if not c.flags.writeable:
+        raise ValueError("cblas.gemm: c is read-only")
     item = c.dtype.itemsize
-    pointers = [arr.ctypes.data + off * item for arr, off in zip((a, b, c), offsets, strict=True)]
+    arrays = (a, b, c)
+    pointers = [arr.ctypes.data + int(off) * item for arr, off in zip(arrays, offsets, strict=True)]
     function(
         _ROW_MAJOR,
         _NO_TRANS,
