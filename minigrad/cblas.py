@@ -15,10 +15,12 @@ whose symbols are not the ILP64 ones: callers then take their NumPy path.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import os
 import re
+import threading
 
 import numpy as np
 
@@ -29,6 +31,12 @@ _GEMM_SYMBOLS = {
 }
 _SCALARS = {"float32": ctypes.c_float, "float64": ctypes.c_double}
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
+_THREAD_SYMBOLS = (
+    ("scipy_openblas_get_num_threads64_", "scipy_openblas_set_num_threads64_"),
+    ("openblas_get_num_threads64_", "openblas_set_num_threads64_"),
+)
+_threads_lock = threading.Lock()
+_threads_state = {"users": 0, "saved": None}
 
 
 def loaded_openblas() -> str | None:
@@ -133,3 +141,51 @@ def gemm(
         pointers[2],
         ldc,
     )
+
+
+@functools.cache
+def _thread_count_functions():
+    """OpenBLAS's (get, set) thread-count functions, or None."""
+    library = _library()
+    for get_name, set_name in _THREAD_SYMBOLS:
+        get, set_ = getattr(library, get_name, None), getattr(library, set_name, None)
+        if get is not None and set_ is not None:
+            get.restype, set_.argtypes = ctypes.c_int, [ctypes.c_int]
+            return get, set_
+    return None
+
+
+def can_run_single_threaded() -> bool:
+    """Whether :func:`single_threaded` can make NumPy's BLAS run each GEMM on its caller."""
+    return _library() is not None and _thread_count_functions() is not None
+
+
+@contextlib.contextmanager
+def single_threaded():
+    """While any thread is inside, NumPy's OpenBLAS runs each GEMM on its calling thread
+    alone; the last one out restores the thread count.
+
+    For work cut into independent tiles that our own threads share (one tile's im2col, GEMM
+    and copies per thread): each thread then runs its GEMMs at one core's full speed while
+    the other runs its copies, instead of both waiting on a two-thread GEMM after every
+    single-threaded copy. OpenBLAS's thread count is process-wide, so a GEMM that another
+    thread runs meanwhile also gets one thread. Without :func:`can_run_single_threaded` it
+    changes nothing.
+    """
+    functions = _thread_count_functions() if _library() is not None else None
+    if functions is None:
+        yield
+        return
+    get, set_ = functions
+    with _threads_lock:
+        if _threads_state["users"] == 0:
+            _threads_state["saved"] = get()
+            set_(1)
+        _threads_state["users"] += 1
+    try:
+        yield
+    finally:
+        with _threads_lock:
+            _threads_state["users"] -= 1
+            if _threads_state["users"] == 0:
+                set_(_threads_state["saved"])

@@ -23,8 +23,13 @@ sample) of at least :data:`MIN_TILE_COLUMNS` columns (and :data:`CPU_TILE_BYTES`
 column buffer stays a fraction of the full im2col matrix while the GEMM stays wide.
 
 :func:`parallel_over` splits memory-bound loops between threads (NumPy releases the GIL); the
-depthwise conv uses it. im2col and col2im do not: they run between GEMMs, whose BLAS workers
-keep spinning on the other core for a while after each call, and measured no faster threaded.
+depthwise conv uses it. A single im2col copy measured no faster threaded: it is bound by
+memory, not by the core. What pays is sharing the *tiles* (:func:`tile_parallel`): each thread
+takes its own tiles, im2col, GEMM, copies and all, with BLAS kept on the calling thread
+(:func:`minigrad.cblas.single_threaded`), so one thread's copies overlap the other's GEMM
+instead of both cores waiting on every copy between two-thread GEMMs. Measured here, the
+forward of a 64-channel 3x3 conv at 128x128 (batch 4) ran in 18.4 ms instead of 22.5, 32
+channels 7.9 instead of 9.7, 64 channels at 32x32 1.37 instead of 1.60.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-from minigrad import backend, parallel
+from minigrad import backend, cblas, parallel
 
 CPU_TILE_BYTES = 6 << 20
 MIN_TILE_COLUMNS = 2048
@@ -256,3 +261,35 @@ def parallel_over(array, fn, items: list, work: int) -> None:
     """
     threaded = backend.is_cpu_array(array) and work >= MIN_PARALLEL_ELEMENTS
     parallel.run_in_parts(fn, items, parts=parallel.THREADS if threaded else 1)
+
+
+def can_share_tiles(like) -> bool:
+    """Whether the CPU threads can share a conv's tiles (:func:`tile_parallel`): NumPy
+    arrays, two threads or more, and a BLAS that :func:`minigrad.cblas.single_threaded` can
+    keep on its calling thread (else two threads' GEMMs would each start two more)."""
+    return backend.is_cpu_array(like) and parallel.THREADS > 1 and cblas.can_run_single_threaded()
+
+
+def tile_parallel(fn, tiles: list, like) -> list:
+    """``[fn(part) for part in parts]`` over contiguous parts of ``tiles``, in part order.
+
+    Where :func:`can_share_tiles` and there are two tiles or more, there is one part per
+    thread, each run on its own thread with BLAS single-threaded; otherwise one part holds
+    all the tiles and runs inline. ``fn`` must write only its own tiles' outputs and return
+    what the caller combines (a partial weight gradient, in a fixed order: the sum is the
+    same from run to run).
+    """
+    count = min(parallel.THREADS, len(tiles)) if can_share_tiles(like) else 1
+    if count <= 1:
+        return [fn(tiles)]
+    bounds = [len(tiles) * k // count for k in range(count + 1)]
+    parts = [tiles[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    results = [None] * count
+
+    def run(indexed) -> None:
+        for index, part in indexed:
+            results[index] = fn(part)
+
+    with cblas.single_threaded():
+        parallel.run_in_parts(run, list(enumerate(parts)), parts=count)
+    return results

@@ -5,6 +5,8 @@ and beta=1, and the checks on the arrays it is given."""
 from __future__ import annotations
 
 import os
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -187,3 +189,52 @@ def test_an_unsupported_dtype_raises_a_value_error(dtype):
     arrays = [np.ones((2, 2), dtype) for _ in range(3)]
     with pytest.raises(ValueError, match=np.dtype(dtype).name):
         cblas.gemm(*arrays, (2, 2, 2))
+
+
+needs_thread_control = pytest.mark.skipif(
+    not cblas.can_run_single_threaded(), reason="NumPy's BLAS exposes no thread count to set"
+)
+
+
+@needs_thread_control
+def test_single_threaded_holds_blas_on_one_thread_until_the_last_caller_leaves():
+    get, _ = cblas._thread_count_functions()
+    before = get()
+    with cblas.single_threaded():
+        assert get() == 1
+        with cblas.single_threaded():
+            assert get() == 1
+        assert get() == 1
+    assert get() == before
+
+
+@needs_thread_control
+def test_single_threaded_from_two_threads_restores_the_count_once():
+    get, _ = cblas._thread_count_functions()
+    before, inside, entered, release = get(), [], threading.Barrier(2), threading.Event()
+
+    def hold():
+        with cblas.single_threaded():
+            entered.wait()
+            inside.append(get())
+            release.wait()
+
+    threads = [threading.Thread(target=hold) for _ in range(2)]
+    for t in threads:
+        t.start()
+    while len(inside) < 2:
+        time.sleep(0.001)
+    release.set()
+    for t in threads:
+        t.join()
+    assert inside == [1, 1]
+    assert get() == before
+
+
+@needs_thread_control
+def test_single_threaded_restores_the_count_after_an_error():
+    get, _ = cblas._thread_count_functions()
+    before = get()
+    with pytest.raises(KeyError), cblas.single_threaded():
+        raise KeyError("inside")
+    assert get() == before

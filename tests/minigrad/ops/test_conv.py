@@ -137,10 +137,12 @@ def test_conv_transpose2d_matches_torch(device, case, dtype, layout, seed):
 
 @contextlib.contextmanager
 def tiny_tiles():
-    """Force the CPU paths to tile (bands of one output row, one plane) and to use threads;
-    dense stride-1 convs take im2col's tiles, not the shifted-window GEMMs (which have none)."""
+    """Force the CPU paths to tile (bands of one output row, one plane) and to use threads,
+    which share im2col's tiles; dense stride-1 convs take those tiles, not the shifted-window
+    GEMMs (which have none)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(shifted, "MAX_CHANNELS", 0)
+        patch.setattr(im2col, "MIN_TILE_COLUMNS", 1)
         patch.setattr(im2col, "CPU_TILE_BYTES", 1)
         patch.setattr(im2col, "GPU_TILE_BYTES", 1)
         patch.setattr(im2col, "MIN_PARALLEL_ELEMENTS", 0)
@@ -161,6 +163,38 @@ def test_conv2d_in_row_bands_and_threads_matches_torch(device, case, dtype, seed
 def test_conv_transpose2d_in_row_bands_and_threads_matches_torch(device, case, dtype, seed):
     with tiny_tiles():
         _check(case, dtype, seed, device, transpose=True)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_threads_share_the_tiles_and_add_the_weight_gradient_in_order(monkeypatch, threads):
+    """With two threads each runs its half of the tiles (BLAS single-threaded meanwhile) and
+    the two partial weight gradients are added in part order: the same sums as on one
+    thread, up to that order, and the same bits from run to run."""
+    monkeypatch.setattr(shifted, "MAX_CHANNELS", 0)
+    monkeypatch.setattr(im2col, "CPU_TILE_BYTES", 1)
+    monkeypatch.setattr(im2col, "MIN_TILE_COLUMNS", 16)
+    monkeypatch.setattr(parallel, "THREADS", threads)
+    parts = []
+    original = im2col.tile_parallel
+
+    def counted(fn, tiles, like):
+        results = original(fn, tiles, like)
+        parts.append(len(results))
+        return results
+
+    monkeypatch.setattr(gemm, "tile_parallel", counted)
+    x, w = random_array(0, (3, 4, 9, 11), np.float64), random_array(1, (5, 4, 3, 3), np.float64)
+    runs = []
+    for _ in range(2):
+        xt, wt = mg.tensor(x, requires_grad=True), mg.tensor(w, requires_grad=True)
+        conv2d(xt, wt, padding=1).sum().backward()
+        runs.append((xt.grad.numpy(), wt.grad.numpy()))
+    tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+    TF.conv2d(tx, tw, padding=1).sum().backward()
+    np.testing.assert_allclose(runs[0][0], tx.grad.numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(runs[0][1], tw.grad.numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(runs[0][1], runs[1][1])
+    assert parts and set(parts) == {threads}
 
 
 def test_plan_tiles_groups_samples_or_cuts_rows():

@@ -1,0 +1,49 @@
+"""minigrad.parallel: parts of a list run on the worker threads, under the caller's NumPy
+error state."""
+
+import threading
+
+import numpy as np
+import pytest
+
+from minigrad import parallel
+
+
+def test_every_item_runs_once_in_contiguous_parts():
+    seen, lock = [], threading.Lock()
+
+    def record(part):
+        with lock:
+            seen.append(list(part))
+
+    parallel.run_in_parts(record, list(range(10)), parts=3)
+    assert sorted(seen) == [[0, 1, 2, 3], [4, 5, 6], [7, 8, 9]]
+
+
+def test_a_workers_error_is_raised_in_the_caller():
+    def fail_on_last(part):
+        if 9 in part:
+            raise KeyError("last part")
+
+    with pytest.raises(KeyError, match="last part"):
+        parallel.run_in_parts(fail_on_last, list(range(10)), parts=2)
+
+
+@pytest.mark.filterwarnings("error")
+def test_workers_take_the_callers_numpy_error_state():
+    """np.errstate holds per thread: without passing it on, ``inf * 0`` in a worker would warn
+    (an error under -W error) inside an op that silences it."""
+    arrays = [np.array([np.inf], dtype=np.float64) for _ in range(4)]
+    worker_states = []
+
+    def multiply(part):
+        worker_states.append(np.geterr()["invalid"])
+        for a in part:
+            a *= 0
+
+    with np.errstate(invalid="ignore"):
+        parallel.run_in_parts(multiply, arrays, parts=2)
+    assert worker_states == ["ignore", "ignore"]
+    assert all(np.isnan(a[0]) for a in arrays)
+    with pytest.raises(RuntimeWarning), np.errstate(invalid="warn"):
+        parallel.run_in_parts(multiply, [np.array([np.inf]) for _ in range(2)], parts=2)
