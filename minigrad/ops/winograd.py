@@ -42,7 +42,14 @@ from __future__ import annotations
 import functools
 
 from minigrad import backend
-from minigrad.ops.im2col import ConvGeometry, plan_tiles, scratch
+from minigrad.ops.im2col import (
+    ConvGeometry,
+    can_share_tiles,
+    plan_tiles,
+    scratch,
+    shared_columns,
+    tile_parallel,
+)
 
 # The 1-D transforms, as rows of coefficients over the phases of a tile.
 INPUT_TRANSFORM = ((1, 0, -1, 0), (0, 1, 1, 0), (0, -1, 1, 0), (0, 1, 0, -1))  # B^T
@@ -85,7 +92,11 @@ class _Plan:
         self.on_cpu = backend.is_cpu_array(like)
         self.th, self.tw = -(-g.out_h // 2), -(-g.out_w // 2)
         self.wide = self.tw + 1
-        self.tiles = plan_tiles(g.batch, self.th, self.wide, self._columns())
+        self.shared = can_share_tiles(like, g.out_channels * g.in_channels * 9 // g.groups)
+        columns = self._columns()
+        if self.shared:
+            columns = shared_columns(g.batch * self.th * self.wide, columns)
+        self.tiles = plan_tiles(g.batch, self.th, self.wide, columns)
 
     def _columns(self) -> int:
         g = self.g
@@ -99,10 +110,10 @@ class _Plan:
         n, r = tile.size
         return n * r * self.wide
 
-    def buffer(self, channels: int, slot: str):
-        """A flat scratch array for the transformed tiles of ``channels`` channels, sized for
-        the largest tile (the first) and reused by every tile."""
-        largest = self.width(self.tiles[0]) if self.tiles else 0
+    def buffer(self, channels: int, slot: str, tiles: list):
+        """A flat scratch array (the calling thread's) for the transformed tiles of
+        ``channels`` channels, sized for the largest of ``tiles`` and reused by each."""
+        largest = max((self.width(tile) for tile in tiles), default=0)
         return scratch(self.like, 16 * channels * largest, slot)
 
     def domain(self, buffer, tile, channels: int):
@@ -276,14 +287,14 @@ def _gemm_operands(array, groups: int, width: int):
     return array.reshape(16, groups, -1, width)
 
 
-def _transformed_inputs(x, plan: _Plan):
-    """Yield (tile, V, M) per tile: V its transformed input, M room for the other operand of
-    its GEMMs (the product, then the output gradient), both (4, 4, channels, n, R, tw + 1)
-    views of two buffers every tile reuses."""
+def _transformed_inputs(x, plan: _Plan, tiles: list):
+    """Yield (tile, V, M) for each of ``tiles``: V its transformed input, M room for the other
+    operand of its GEMMs (the product, then the output gradient), both (4, 4, channels, n, R,
+    tw + 1) views of two buffers every tile reuses."""
     g = plan.g
-    V_buffer = plan.buffer(g.in_channels, "winograd V")
-    M_buffer = plan.buffer(g.out_channels, "winograd M")
-    for tile in plan.tiles:
+    V_buffer = plan.buffer(g.in_channels, "winograd V", tiles)
+    M_buffer = plan.buffer(g.out_channels, "winograd M", tiles)
+    for tile in tiles:
         V = plan.domain(V_buffer, tile, g.in_channels)
         _transform_input(x, plan, tile, V)
         yield tile, V, plan.domain(M_buffer, tile, g.out_channels)
@@ -294,31 +305,42 @@ def forward_and_grad_weight(x, W, gy, g: ConvGeometry) -> tuple:
     and the weight gradient of that conv for output gradient gy (N, Co, Ho, Wo), (Co,
     C/groups, 3, 3): either None when its W or gy is None. One pass over the transformed tiles
     of x serves both (the input transform is the costly step, so a caller that needs both
-    pays for it once). The first tile's weight-domain product goes straight into dU, later ones
-    into a reused buffer added to it (a fresh weight-sized temporary costs page faults)."""
+    pays for it once). The CPU threads share the tiles (:func:`tile_parallel`); each part's
+    first weight-domain product is a fresh array, later ones go into a reused buffer added to
+    it (a fresh weight-sized temporary costs page faults), and the parts add up in order."""
     xp = backend.get_array_module(x)
     plan = _Plan(x, g)
-    y = U = dU = None
+    y = U = None
     if W is not None:
         U = transformed_weight(W, g)
         y = xp.empty(g.out_shape, dtype=x.dtype)
     shape = (16, g.groups, g.out_channels // g.groups, g.in_channels // g.groups)
-    for tile, V, M in _transformed_inputs(x, plan):
-        width = plan.width(tile)
-        v, m = _gemm_operands(V, g.groups, width), _gemm_operands(M, g.groups, width)
-        if U is not None:
-            xp.matmul(U, v, out=m)
-            _transform_output(M, plan, tile, y)
-        if gy is None:
-            continue
-        _transform_output_gradient(gy, plan, tile, M)
-        if dU is None:
-            dU = xp.matmul(m, v.swapaxes(2, 3), out=xp.empty(shape, x.dtype))
-        else:
-            dU += xp.matmul(m, v.swapaxes(2, 3), out=_scratch(x, shape, "winograd dU"))
-    if gy is not None and dU is None:
-        dU = xp.zeros(shape, x.dtype)
-    return y, None if gy is None else _weight_from_domain(dU, g)
+
+    def tiles_pass(tiles):
+        """y for these tiles, and their part of dU (or None)."""
+        dU = None
+        for tile, V, M in _transformed_inputs(x, plan, tiles):
+            width = plan.width(tile)
+            v, m = _gemm_operands(V, g.groups, width), _gemm_operands(M, g.groups, width)
+            if U is not None:
+                xp.matmul(U, v, out=m)
+                _transform_output(M, plan, tile, y)
+            if gy is None:
+                continue
+            _transform_output_gradient(gy, plan, tile, M)
+            if dU is None:
+                dU = xp.matmul(m, v.swapaxes(2, 3), out=xp.empty(shape, x.dtype))
+            else:
+                dU += xp.matmul(m, v.swapaxes(2, 3), out=_scratch(x, shape, "winograd dU"))
+        return dU
+
+    partials = [dU for dU in tile_parallel(tiles_pass, plan.tiles, plan.shared) if dU is not None]
+    if gy is None:
+        return y, None
+    dU = partials[0] if partials else xp.zeros(shape, x.dtype)
+    for part in partials[1:]:
+        dU += part
+    return y, _weight_from_domain(dU, g)
 
 
 def _scratch(like, shape, slot: str):

@@ -10,7 +10,7 @@ Column and work buffers are sized for the largest tile and reused by every tile.
 
 from __future__ import annotations
 
-from minigrad import backend, parallel
+from minigrad import backend
 from minigrad.ops.im2col import (
     ConvGeometry,
     PaddedLayout,
@@ -19,6 +19,7 @@ from minigrad.ops.im2col import (
     im2col,
     plan_tiles,
     scratch,
+    shared_columns,
     tile_columns,
     tile_parallel,
 )
@@ -162,7 +163,8 @@ def _gemm_columns_pass(x, g: ConvGeometry, W=None, gy=None, zero_garbage: bool =
             gw = product if gw is None else xp.add(gw, product, out=gw)
         return gw
 
-    partials = tile_parallel(columns_pass, _planned_tiles(x, g, layout), x)
+    shared = can_share_tiles(x, g.out_channels * g.col_rows // g.groups)
+    partials = tile_parallel(columns_pass, _planned_tiles(x, g, layout, shared), shared)
     gw = _sum_partials(partials, shape, x)
     if gw is not None:
         gw = (xp.ascontiguousarray(gw.swapaxes(1, 2)) if transposed else gw).reshape(g.weight_shape)
@@ -182,17 +184,10 @@ def _sum_partials(partials: list, shape, like):
     return total
 
 
-def _planned_tiles(like, g: ConvGeometry, layout: PaddedLayout) -> list:
-    """The tiles of a conv. For one thread, as large as :func:`tile_columns` allows; where the
-    threads share them (:func:`can_share_tiles`), each a thread's share of that budget, and a
-    multiple of the thread count in number, so that the threads get equal work. Measured
-    here (batch 4, both gradients of a 3x3 conv), the shared tiles of half the budget ran
-    64 channels at 128x128 in 38.9 ms against 47.7 on one thread with BLAS on two, and 32
-    channels 11.3 against 15.4; a whole budget per tile 40.2 and 12.6."""
-    columns = tile_columns(like, g.col_rows)
-    threads, total = parallel.THREADS, g.batch * g.out_h * layout.wq
-    if can_share_tiles(like) and total > 0:
-        columns = max(1, columns // threads)
-        count = threads * -(-total // (threads * columns))
-        columns = -(-total // count)
+def _planned_tiles(like, g: ConvGeometry, layout: PaddedLayout, shared: bool) -> list:
+    """The tiles of a conv: as wide as :func:`tile_columns` allows, or a thread's share of
+    that where the threads share them (:func:`shared_columns`)."""
+    total, columns = g.batch * g.out_h * layout.wq, tile_columns(like, g.col_rows)
+    if shared:
+        columns = shared_columns(total, columns)
     return plan_tiles(g.batch, g.out_h, layout.wq, columns)
