@@ -84,8 +84,8 @@ class _Blocks:
         """A block (nb, cb, L) summed over L (instance) or over (nb, L) (batch), in its dtype.
 
         A batched matrix-vector product with a vector of ones: BLAS sums each lane with
-        several accumulators, faster than NumPy's reduction over the middle axes (two to
-        four times at the sizes of a U-Net's small maps) and no less accurate."""
+        several accumulators, faster than NumPy's reduction over the middle axes (at
+        4x256x64, 3.9 us against 24 in float32 and 35 in float64) and no less accurate."""
         xp = backend.get_array_module(block)
         sums = xp.matmul(block, xp.ones(self.length, dtype=block.dtype))
         return sums if self.per_instance else sums.sum(axis=0)
@@ -225,9 +225,9 @@ def _split_affine(affine: tuple, has_weight: bool, has_bias: bool) -> tuple:
 
 
 def _statistics_dtype(x3):
-    """The dtype batch statistics are summed in: float64 for a float32 (or float16) input on
-    the host, as PyTorch's CPU kernels do (``acc_type`` is double there); the input's own on
-    the GPU, as PyTorch's CUDA kernels do.
+    """The dtype the blocks' statistics are combined in: float64 for a float32 (or float16)
+    input on the host, as PyTorch's CPU kernels accumulate (``acc_type`` is double there); the
+    input's own on the GPU, as PyTorch's CUDA kernels do.
 
     Plain float32 sums put the mean about 1e-7 off, as large as the output's own rounding:
     a float32 batch norm came out 1.2-1.6x further from float64 than PyTorch's. The block
