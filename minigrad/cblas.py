@@ -39,6 +39,18 @@ _threads_lock = threading.Lock()
 _threads_state = {"users": 0, "saved": None}
 
 
+def _forget_users_in_child() -> None:
+    """A forked child (a data-loader worker) starts with no thread inside
+    :func:`single_threaded` and a fresh lock (the parent's may have been held at the fork)."""
+    global _threads_lock
+    _threads_lock = threading.Lock()
+    _threads_state.update(users=0, saved=None)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_users_in_child)
+
+
 def loaded_openblas() -> str | None:
     """The path of NumPy's OpenBLAS library in this process, if it loaded one (Linux).
 

@@ -15,6 +15,7 @@ import numpy
 
 THREADS = max(1, min(4, os.cpu_count() or 1))
 _executors: dict = {}
+_WORKER_PREFIX = "minigrad-worker"
 _lock = threading.Lock()
 
 
@@ -24,7 +25,8 @@ def _executor() -> ThreadPoolExecutor:
     pid = os.getpid()
     with _lock:
         if pid not in _executors:
-            _executors[pid] = ThreadPoolExecutor(THREADS - 1 or 1, thread_name_prefix="minigrad")
+            workers = THREADS - 1 or 1
+            _executors[pid] = ThreadPoolExecutor(workers, thread_name_prefix=_WORKER_PREFIX)
         return _executors[pid]
 
 
@@ -32,12 +34,14 @@ def run_in_parts(fn, items: list, parts: int = THREADS) -> None:
     """Call ``fn(part)`` on up to ``parts`` contiguous parts of ``items``, concurrently.
 
     The first part runs in the calling thread, the others in the worker pool; returns when
-    all are done, re-raising the first error. With one part (or one item) nothing is threaded.
+    all are done, re-raising the first error. With one part (or one item) nothing is threaded,
+    nor when the caller is itself one of the pool's workers (it would wait on work queued
+    behind itself).
     The workers run under the caller's NumPy error state (``numpy.errstate`` holds per
     thread): an op that silences ``inf * 0`` silences it in every part.
     """
     parts = max(1, min(parts, len(items)))
-    if parts == 1:
+    if parts == 1 or threading.current_thread().name.startswith(_WORKER_PREFIX):
         fn(items)
         return
     size, extra = divmod(len(items), parts)

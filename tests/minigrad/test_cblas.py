@@ -238,3 +238,26 @@ def test_single_threaded_restores_the_count_after_an_error():
     with pytest.raises(KeyError), cblas.single_threaded():
         raise KeyError("inside")
     assert get() == before
+
+
+@needs_thread_control
+def test_a_forked_child_starts_outside_single_threaded():
+    """A child forked while a thread is inside single_threaded (a data-loader worker started
+    mid-conv) starts with no user and a free lock: its own calls work and restore."""
+    read, write = os.pipe()
+    with cblas.single_threaded():
+        pid = os.fork()
+        if pid == 0:
+            os.close(read)
+            ok = cblas._threads_state["users"] == 0 and cblas._threads_lock.acquire(timeout=5)
+            if ok:
+                cblas._threads_lock.release()
+                with cblas.single_threaded():
+                    ok = cblas._thread_count_functions()[0]() == 1
+            os.write(write, b"1" if ok else b"0")
+            os._exit(0)
+    os.close(write)
+    answer = os.read(read, 1)
+    os.close(read)
+    os.waitpid(pid, 0)
+    assert answer == b"1"

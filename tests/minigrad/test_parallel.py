@@ -47,3 +47,21 @@ def test_workers_take_the_callers_numpy_error_state():
     assert all(np.isnan(a[0]) for a in arrays)
     with pytest.raises(RuntimeWarning), np.errstate(invalid="warn"):
         parallel.run_in_parts(multiply, [np.array([np.inf]) for _ in range(2)], parts=2)
+
+
+def test_a_part_that_splits_its_own_work_runs_it_inline():
+    """A worker that calls run_in_parts again would wait on work queued behind itself (the
+    pool has one worker on two cores): there the inner call runs inline."""
+    seen, lock = [], threading.Lock()
+
+    def inner(part):
+        with lock:
+            seen.append((threading.current_thread().name, list(part)))
+
+    def outer(part):
+        parallel.run_in_parts(inner, [part[0] * 10, part[0] * 10 + 1], parts=2)
+
+    parallel.run_in_parts(outer, [1, 2], parts=2)
+    assert sorted(items for _, items in seen) == [[10], [11], [20, 21]]
+    worker_calls = [items for name, items in seen if name.startswith("minigrad-worker")]
+    assert [20, 21] in worker_calls
