@@ -30,25 +30,32 @@ _GEMM_SYMBOLS = {
     "float64": ("scipy_cblas_dgemm64_", "cblas_dgemm64_"),
 }
 _SCALARS = {"float32": ctypes.c_float, "float64": ctypes.c_double}
-_ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
+_ROW_MAJOR, _NO_TRANS = 101, 111
 _THREAD_SYMBOLS = (
     ("scipy_openblas_get_num_threads64_", "scipy_openblas_set_num_threads64_"),
     ("openblas_get_num_threads64_", "openblas_set_num_threads64_"),
 )
 _threads_lock = threading.Lock()
 _threads_state = {"users": 0, "saved": None}
+_depth = threading.local()  # how deep the current thread is inside single_threaded
 
 
-def _forget_users_in_child() -> None:
-    """A forked child (a data-loader worker) starts with no thread inside
-    :func:`single_threaded` and a fresh lock (the parent's may have been held at the fork)."""
+def _after_fork_in_child() -> None:
+    """A forked child (a data-loader worker) has only the forking thread: a fresh lock (the
+    parent's may have been held at the fork), and as users that thread's own depth. When
+    other threads were inside, their exit never comes in the child, so the thread count
+    they saved is restored here."""
     global _threads_lock
     _threads_lock = threading.Lock()
-    _threads_state.update(users=0, saved=None)
+    depth = getattr(_depth, "value", 0)
+    if depth == 0 and _threads_state["users"] > 0:
+        _thread_count_functions()[1](_threads_state["saved"])
+        _threads_state["saved"] = None
+    _threads_state["users"] = depth
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_users_in_child)
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def loaded_openblas() -> str | None:
@@ -91,8 +98,10 @@ def _gemm_function(dtype_name: str):
 
 
 def available(dtype) -> bool:
-    """Whether :func:`gemm` can run on arrays of ``dtype`` (float32 or float64)."""
-    return _gemm_function(np.dtype(dtype).name) is not None
+    """Whether :func:`gemm` can run on arrays of ``dtype``: float32 or float64 in the
+    machine's byte order (BLAS would read swapped bytes as other numbers)."""
+    dtype = np.dtype(dtype)
+    return dtype.isnative and _gemm_function(dtype.name) is not None
 
 
 def gemm(
@@ -102,19 +111,18 @@ def gemm(
     shape: tuple,
     offsets: tuple = (0, 0, 0),
     lds: tuple | None = None,
-    trans_b: bool = False,
     beta: float = 0.0,
 ) -> None:
-    """``C = A @ op(B) + beta * C`` in place, on flat views of C-contiguous arrays.
+    """``C = A @ B + beta * C`` in place, on flat views of C-contiguous arrays.
 
     Args:
-        a, b, c: C-contiguous arrays of one dtype (float32 or float64), read as row-major
-            matrices starting ``offsets`` elements into each: A (m, k), op(B) (k, n), C (m, n).
+        a, b, c: C-contiguous arrays of one dtype (float32 or float64, native byte order),
+            read as row-major matrices starting ``offsets`` elements into each: A (m, k),
+            B (k, n), C (m, n).
         shape: (m, n, k).
         offsets: the elements before each matrix's first entry, in a, b and c.
         lds: the leading dimensions (elements between rows) of a, b and c; by default the
-            matrices are dense: (k, n or k, n).
-        trans_b: B is stored as (n, k) and used transposed.
+            matrices are dense: (k, n, n).
         beta: 0 overwrites C (its old contents are never read), 1 adds into it.
 
     The caller guarantees that each matrix lies within its array; nothing is checked here
@@ -122,10 +130,13 @@ def gemm(
     into a crash.
     """
     m, n, k = shape
-    lda, ldb, ldc = lds or (k, k if trans_b else n, n)
-    function = _gemm_function(c.dtype.name)
+    lda, ldb, ldc = lds or (k, n, n)
+    function = _gemm_function(c.dtype.name) if c.dtype.isnative else None
     if function is None:
-        raise ValueError(f"cblas.gemm: expected float32 or float64 arrays, got c of {c.dtype}")
+        order = "" if c.dtype.isnative else " in swapped byte order"
+        raise ValueError(
+            f"cblas.gemm: expected native float32 or float64 arrays, got c of {c.dtype.name}{order}"
+        )
     for name, array in (("a", a), ("b", b), ("c", c)):
         if array.dtype != c.dtype or not array.flags.c_contiguous:
             raise ValueError(
@@ -140,7 +151,7 @@ def gemm(
     function(
         _ROW_MAJOR,
         _NO_TRANS,
-        _TRANS if trans_b else _NO_TRANS,
+        _NO_TRANS,
         m,
         n,
         k,
@@ -180,9 +191,11 @@ def single_threaded():
     For work cut into independent tiles that our own threads share (one tile's im2col, GEMM
     and copies per thread): each thread then runs its GEMMs at one core's full speed while
     the other runs its copies, instead of both waiting on a two-thread GEMM after every
-    single-threaded copy. OpenBLAS's thread count is process-wide, so a GEMM that another
-    thread runs meanwhile also gets one thread. Without :func:`can_run_single_threaded` it
-    changes nothing.
+    single-threaded copy. OpenBLAS's thread count is process-wide: a GEMM that another
+    thread runs meanwhile also gets one thread, and since OpenBLAS splits its sums by thread
+    count, its result may then differ in the last bits from the same GEMM run outside (a
+    300x300 float64 GEMM by 3.6e-14). Without :func:`can_run_single_threaded` it changes
+    nothing.
     """
     functions = _thread_count_functions() if _library() is not None else None
     if functions is None:
@@ -194,9 +207,11 @@ def single_threaded():
             _threads_state["saved"] = get()
             set_(1)
         _threads_state["users"] += 1
+    _depth.value = getattr(_depth, "value", 0) + 1
     try:
         yield
     finally:
+        _depth.value -= 1
         with _threads_lock:
             _threads_state["users"] -= 1
             if _threads_state["users"] == 0:

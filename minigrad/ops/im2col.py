@@ -20,7 +20,8 @@ The plain versions, on the whole input with no tiles and no wide layout, are
 
 On the CPU the columns are built tile by tile (a few samples, or a band of output rows of one
 sample) of at least :data:`MIN_TILE_COLUMNS` columns (and :data:`CPU_TILE_BYTES` bytes), so the
-column buffer stays a fraction of the full im2col matrix while the GEMM stays wide.
+column buffer stays a fraction of the full im2col matrix while the GEMM stays wide; when the
+threads share the tiles, each tile is a thread's share of that (:func:`shared_columns`).
 
 :func:`parallel_over` splits memory-bound loops between threads (NumPy releases the GIL); the
 depthwise conv uses it. A single im2col copy measured no faster threaded: it is bound by
@@ -284,8 +285,10 @@ def can_share_tiles(like, weight_elements: int) -> bool:
 def shared_columns(total: int, columns: int) -> int:
     """Columns per tile for ``total`` columns cut into tiles of at most ``columns``, when the
     threads share the tiles: a thread's share of that budget (their tiles are in the cache
-    at once), evened out so that the tiles come in a multiple of the thread count and the
-    threads get equal work.
+    at once, so this may go below MIN_TILE_COLUMNS), evened out so that the tiles would come
+    in a multiple of the thread count. :func:`plan_tiles` then rounds them to whole samples
+    or row bands, so the threads' shares can still differ (5 samples of 64x64 in 5 tiles:
+    3 against 2).
 
     Measured here (batch 4, both gradients of a 3x3 conv by im2col), shared tiles of half
     the budget ran 64 channels at 128x128 in 38.9 ms against 47.7 on one thread with BLAS on

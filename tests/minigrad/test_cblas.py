@@ -10,10 +10,13 @@ import time
 
 import numpy as np
 import pytest
+import torch
 from helpers import FLOAT_DTYPES, random_array, seeds, tolerances
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import minigrad as mg
+import minigrad.functional as F
 from minigrad import cblas
 
 
@@ -99,27 +102,26 @@ def _check(ours, expected, dtype, k):
 
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @settings(max_examples=15)
-@given(shape=st.tuples(*[st.integers(1, 12)] * 3), trans_b=st.booleans(), seed=seeds)
-def test_dense_defaults_match_matmul(dtype, shape, trans_b, seed):
+@given(shape=st.tuples(*[st.integers(1, 12)] * 3), seed=seeds)
+def test_dense_defaults_match_matmul(dtype, shape, seed):
     m, n, k = shape
     a = random_array(seed, (m, k), dtype)
-    b = random_array(seed + 1, (n, k) if trans_b else (k, n), dtype)
+    b = random_array(seed + 1, (k, n), dtype)
     c = np.full((m, n), np.nan, dtype=dtype)
-    cblas.gemm(a, b, c, shape, trans_b=trans_b)
-    op_b = b.T if trans_b else b
-    _check(c, a.astype(np.float64) @ op_b.astype(np.float64), dtype, k)
+    cblas.gemm(a, b, c, shape)
+    _check(c, a.astype(np.float64) @ b.astype(np.float64), dtype, k)
 
 
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("beta", [0.0, 1.0])
 @settings(max_examples=20)
-@given(case=gemm_cases(), trans_b=st.booleans(), seed=seeds)
-def test_offsets_and_leading_dimensions_match_matmul(dtype, beta, case, trans_b, seed):
-    """Sub-matrices of larger flat buffers: A (m, k) and B (k, n), or (n, k) with ``trans_b``,
-    read at their offsets with rows ``ld`` apart; C (m, n) written there, overwritten with
-    beta=0 (the NaNs in it ignored) or added into with beta=1, and nothing else of c touched."""
+@given(case=gemm_cases(), seed=seeds)
+def test_offsets_and_leading_dimensions_match_matmul(dtype, beta, case, seed):
+    """Sub-matrices of larger flat buffers: A (m, k) and B (k, n), read at their offsets
+    with rows ``ld`` apart; C (m, n) written there, overwritten with beta=0 (the NaNs in it
+    ignored) or added into with beta=1, and nothing else of c touched."""
     (m, n, k), (oa, ob, oc), (ea, eb, ec) = case
-    b_rows, b_cols = (n, k) if trans_b else (k, n)
+    b_rows, b_cols = k, n
     lda, ldb, ldc = k + ea, b_cols + eb, n + ec
     a = _buffer(seed, m, lda, oa, dtype)
     b = _buffer(seed + 1, b_rows, ldb, ob, dtype)
@@ -131,9 +133,9 @@ def test_offsets_and_leading_dimensions_match_matmul(dtype, beta, case, trans_b,
     before = c.copy()
     a_matrix = _view(a, m, k, lda, oa).astype(np.float64)
     b_matrix = _view(b, b_rows, b_cols, ldb, ob).astype(np.float64)
-    product = a_matrix @ (b_matrix.T if trans_b else b_matrix)
+    product = a_matrix @ b_matrix
     expected = product + (_view(before, m, n, ldc, oc) if beta else 0.0)
-    cblas.gemm(a, b, c, (m, n, k), (oa, ob, oc), (lda, ldb, ldc), trans_b=trans_b, beta=beta)
+    cblas.gemm(a, b, c, (m, n, k), (oa, ob, oc), (lda, ldb, ldc), beta=beta)
     _check(_view(c, m, n, ldc, oc), expected, dtype, k)
     np.testing.assert_array_equal(c[~inside], before[~inside])
 
@@ -240,24 +242,85 @@ def test_single_threaded_restores_the_count_after_an_error():
     assert get() == before
 
 
-@needs_thread_control
-def test_a_forked_child_starts_outside_single_threaded():
-    """A child forked while a thread is inside single_threaded (a data-loader worker started
-    mid-conv) starts with no user and a free lock: its own calls work and restore."""
+def _in_child(check) -> bool:
+    """Fork, run ``check()`` in the child and return its boolean answer."""
     read, write = os.pipe()
-    with cblas.single_threaded():
-        pid = os.fork()
-        if pid == 0:
-            os.close(read)
-            ok = cblas._threads_state["users"] == 0 and cblas._threads_lock.acquire(timeout=5)
-            if ok:
-                cblas._threads_lock.release()
-                with cblas.single_threaded():
-                    ok = cblas._thread_count_functions()[0]() == 1
-            os.write(write, b"1" if ok else b"0")
-            os._exit(0)
+    pid = os.fork()
+    if pid == 0:
+        os.close(read)
+        try:
+            answer = bool(check())
+        except BaseException:
+            answer = False
+        os.write(write, b"1" if answer else b"0")
+        os._exit(0)
     os.close(write)
     answer = os.read(read, 1)
     os.close(read)
     os.waitpid(pid, 0)
-    assert answer == b"1"
+    return answer == b"1"
+
+
+@needs_thread_control
+def test_a_child_forked_inside_single_threaded_restores_when_it_leaves():
+    """Forked by a thread that is inside (a data-loader worker started mid-conv): in the
+    child that thread is still inside, and its own exit restores the thread count."""
+    get, _ = cblas._thread_count_functions()
+    before, inside = get(), False
+    with cblas.single_threaded():
+        pid = os.fork()
+        if pid == 0:
+            inside = cblas._threads_state["users"] == 1 and get() == 1
+    if pid == 0:
+        os._exit(0 if inside and get() == before else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert get() == before
+
+
+@needs_thread_control
+def test_a_child_forked_while_another_thread_is_inside_gets_its_threads_back():
+    """Another thread's exit never comes in the child: the fork restores its thread count,
+    and the child's own calls hold and restore it."""
+    get, _ = cblas._thread_count_functions()
+    before, entered, release = get(), threading.Event(), threading.Event()
+
+    def hold():
+        with cblas.single_threaded():
+            entered.set()
+            release.wait()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    entered.wait()
+    try:
+        assert get() == 1
+
+        def restored_and_usable():
+            if cblas._threads_state["users"] != 0 or get() != before:
+                return False
+            with cblas.single_threaded():
+                if get() != 1:
+                    return False
+            return get() == before
+
+        assert _in_child(restored_and_usable)
+    finally:
+        release.set()
+        holder.join()
+    assert get() == before
+
+
+def test_a_swapped_byte_order_is_not_available():
+    """BLAS would read big-endian bytes as other numbers: such arrays are refused, and a
+    conv on them takes the NumPy path (and still matches)."""
+    swapped = np.dtype(np.float64).newbyteorder()
+    assert not cblas.available(swapped)
+    arrays = [np.ones((2, 2), swapped) for _ in range(3)]
+    with pytest.raises(ValueError, match="native float32 or float64"):
+        cblas.gemm(*arrays, (2, 2, 2))
+    x = random_array(0, (2, 3, 6, 6), np.float64)
+    w = random_array(1, (4, 3, 3, 3), np.float64)
+    ours = F.conv2d(mg.tensor(x.astype(swapped)), mg.tensor(w.astype(swapped)), padding=1)
+    expected = torch.nn.functional.conv2d(torch.tensor(x), torch.tensor(w), padding=1)
+    np.testing.assert_allclose(ours.numpy(), expected.numpy(), rtol=1e-12, atol=1e-12)

@@ -335,3 +335,31 @@ def test_float32_batch_norm_rounds_no_worse_than_torch(shape, offset):
 
     assert ours.dtype == np.float32
     assert error(ours.numpy()) <= 1.35 * error(theirs.numpy())
+
+
+@pytest.mark.parametrize("instance", [False, True])
+def test_float16_statistics_do_not_overflow(instance):
+    """A float16 block's sums pass 65504 long before its statistics do (1024 values near 100):
+    they are taken in float32, and output and gradients stay finite and close to float64's."""
+    rng = np.random.default_rng(0)
+    x = (100 + rng.standard_normal((8, 4, 32, 32))).astype(np.float16)
+    gy = rng.standard_normal(x.shape).astype(np.float16)
+    ours_fn = (
+        (lambda t: mg.functional.instance_norm(t))
+        if instance
+        else (lambda t: mg.functional.batch_norm(t, None, None, training=True))
+    )
+    theirs_fn = (
+        (lambda t: torch.nn.functional.instance_norm(t))
+        if instance
+        else (lambda t: torch.nn.functional.batch_norm(t, None, None, training=True))
+    )
+    xt = mg.tensor(x, requires_grad=True)
+    y = ours_fn(xt)
+    y.backward(mg.tensor(gy))
+    tx = torch.tensor(x.astype(np.float64), requires_grad=True)
+    ty = theirs_fn(tx)
+    ty.backward(torch.tensor(gy.astype(np.float64)))
+    assert y.dtype == mg.float16 and xt.grad.dtype == mg.float16
+    np.testing.assert_allclose(y.detach().numpy(), ty.detach().numpy(), atol=0.1)
+    np.testing.assert_allclose(xt.grad.numpy(), tx.grad.numpy(), atol=0.1)
