@@ -80,19 +80,10 @@ class _Blocks:
         """Where a block's partial sums go in :meth:`partials`."""
         return (ns, cs) if self.per_instance else (group, cs)
 
-    def lane_sum(self, block):
-        """A block (nb, cb, L) summed over L (instance) or over (nb, L) (batch), in its dtype:
-        NumPy's pairwise sum."""
-        return block.sum(axis=2 if self.per_instance else (0, 2))
-
-    def rough_lane_sum(self, block):
-        """:meth:`lane_sum` as a batched matrix-vector product with a vector of ones, faster
-        than NumPy's reduction over the middle axes (at 4x256x64, 3.9 us against 24) but
-        rounded as one float32 accumulation per BLAS lane: 2.7e-7 relative on lanes of 4096
-        against 5.8e-8. Only for sums whose error a later step absorbs (:func:`_moments`)."""
-        xp = backend.get_array_module(block)
-        sums = xp.matmul(block, xp.ones(self.length, dtype=block.dtype))
-        return sums if self.per_instance else sums.sum(axis=0)
+    def lane_sum(self, block, dtype=None):
+        """A block (nb, cb, L) summed over L (instance) or over (nb, L) (batch), in ``dtype``
+        (the block's own by default)."""
+        return block.sum(axis=2 if self.per_instance else (0, 2), dtype=dtype)
 
     def lane_dot(self, a, b):
         """``sum(a * b)`` over the same axes as :meth:`lane_sum`, without a block temporary
@@ -230,31 +221,26 @@ def _split_affine(affine: tuple, has_weight: bool, has_bias: bool) -> tuple:
 
 
 def _statistics_dtype(x3):
-    """The dtype the blocks' statistics are combined in: float64 for a float32 (or float16)
-    input on the host, as PyTorch's CPU kernels accumulate (``acc_type`` is double there); the
-    input's own on the GPU, as PyTorch's CUDA kernels do.
+    """The dtype batch statistics are summed in: float64 for a float32 (or float16) input on
+    the host, as PyTorch's CPU kernels do (``acc_type`` is double there); on the GPU the
+    input's own, as PyTorch's CUDA kernels do, and float32 for float16 (whose sums pass its
+    largest value, 65504, from about a thousand values near 100).
 
-    Plain float32 sums put the mean about 1e-7 off, as large as the output's own rounding:
-    a float32 batch norm came out 1.2-1.6x further from float64 than PyTorch's. The block
-    sums themselves stay in float32 (:func:`_moments` centres each block first, which keeps
-    their error relative to the spread); only their combination is in ``dtype``.
+    Float32 sums put the mean about 1e-7 off, as large as the output's own rounding: a
+    float32 batch norm came out 1.2-1.6x further from float64 than PyTorch's, and 1.0-1.2x
+    with the block sums in float64. The centred sums of squares stay in float32 (their
+    error is relative to the variance, not to the mean); the pass costs the same.
     """
+    xp = backend.get_array_module(x3)
     if backend.is_cpu_array(x3) and x3.dtype.itemsize < 8:
-        return backend.get_array_module(x3).dtype("float64")
-    return x3.dtype
+        return xp.dtype("float64")
+    return _at_least_float32(x3[:0]).dtype
 
 
 def _moments(x3, geo: _Blocks, dtype) -> tuple:
-    """Mean and biased variance of each statistic, (N, C) or (1, C), in one pass over ``x3``.
-
-    Each block is centred on its own float32 mean ``m0`` (a cheap, rough one), and the sums
-    of the centred values ``s1`` and of their squares ``q`` (in cache) give the block's exact
-    statistics: ``sum = count * m0 + s1`` and ``M2 = q - s1^2 / count`` (the corrected
-    two-pass formula). The centred values are small, so their float32 sums carry an error
-    relative to the spread, not to the mean: the mean comes out as accurate as from float64
-    sums of x (about 1e-10 relative). Blocks combine in ``dtype`` (:func:`_statistics_dtype`);
-    a float16 block is summed in float32, whose range its sums need.
-    """
+    """Mean and biased variance of each statistic, (N, C) or (1, C), in one pass: block sums
+    in ``dtype`` (:func:`_statistics_dtype`), centred sums of squares in the input's (float32
+    for float16), both combined and returned in ``dtype``."""
     xp = backend.get_array_module(x3)
     sums, m2 = geo.partials(xp, dtype), geo.partials(xp, dtype)
     counts = geo.group_counts(xp, dtype)
@@ -262,12 +248,11 @@ def _moments(x3, geo: _Blocks, dtype) -> tuple:
     def moments(group, ns, cs):
         block = _at_least_float32(x3[ns, cs])
         at = geo.at(group, ns, cs)
+        block_sum = geo.lane_sum(block, dtype)
+        sums[at] = block_sum
         block_count = geo.length if geo.per_instance else geo.group_sizes[group] * geo.length
-        rough_mean = geo.rough_lane_sum(block) / block.dtype.type(block_count)
-        centered = block - _coefficient(rough_mean)
-        s1 = geo.rough_lane_sum(centered).astype(dtype, copy=False)
-        sums[at] = rough_mean.astype(dtype, copy=False) * block_count + s1
-        m2[at] = geo.lane_dot(centered, centered).astype(dtype, copy=False) - s1 * s1 / block_count
+        centered = block - _coefficient(block_sum / block_count).astype(block.dtype)
+        m2[at] = geo.lane_dot(centered, centered)
 
     geo.run(moments)
     mean = geo.total(sums) / geo.count
