@@ -11,6 +11,9 @@ threads NumPy's matmul.
 
 :func:`available` is False where NumPy runs on another BLAS (MKL, Accelerate) or on a build
 whose symbols are not the ILP64 ones: callers then take their NumPy path.
+
+:func:`single_threaded` holds the same OpenBLAS on one thread while our own threads share a
+conv's tiles (:func:`minigrad.ops.im2col.tile_parallel`), each running its own GEMMs.
 """
 
 from __future__ import annotations
