@@ -30,6 +30,13 @@ def _executor() -> ThreadPoolExecutor:
         return _executors[pid]
 
 
+def even_ranges(total: int, parts: int) -> list:
+    """``parts`` (start, stop) ranges that cut range(total) into runs differing by one at
+    most, in order (empty ones when ``parts`` exceeds ``total``)."""
+    bounds = [total * k // parts for k in range(parts + 1)]
+    return list(zip(bounds[:-1], bounds[1:], strict=True))
+
+
 def run_in_parts(fn, items: list, parts: int = THREADS) -> None:
     """Call ``fn(part)`` on up to ``parts`` contiguous parts of ``items``, concurrently.
 

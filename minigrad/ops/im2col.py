@@ -314,8 +314,7 @@ def tile_parallel(fn, tiles: list, shared: bool) -> list:
     count = min(parallel.THREADS, len(tiles)) if shared else 1
     if count <= 1:
         return [fn(tiles)]
-    bounds = [len(tiles) * k // count for k in range(count + 1)]
-    parts = [tiles[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    parts = [tiles[a:b] for a, b in parallel.even_ranges(len(tiles), count)]
     results = [None] * count
 
     def run(indexed) -> None:

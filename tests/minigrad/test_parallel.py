@@ -65,3 +65,12 @@ def test_a_part_that_splits_its_own_work_runs_it_inline():
     assert sorted(items for _, items in seen) == [[10], [11], [20, 21]]
     worker_calls = [items for name, items in seen if name.startswith("minigrad-worker")]
     assert [20, 21] in worker_calls
+
+
+@pytest.mark.parametrize(("total", "parts"), [(10, 3), (7, 7), (2, 4), (0, 2), (1000, 1)])
+def test_even_ranges_cover_the_range_in_order(total, parts):
+    ranges = parallel.even_ranges(total, parts)
+    assert len(ranges) == parts
+    assert [i for a, b in ranges for i in range(a, b)] == list(range(total))
+    sizes = [b - a for a, b in ranges]
+    assert max(sizes) - min(sizes) <= 1

@@ -108,9 +108,7 @@ class StackedLayout:
 
 def _channel_chunks(channels: int) -> list:
     """(first, stop) ranges cutting ``channels`` into equal chunks of at most CHUNK_CHANNELS."""
-    count = math.ceil(channels / CHUNK_CHANNELS)
-    bounds = [channels * k // count for k in range(count + 1)]
-    return list(zip(bounds[:-1], bounds[1:], strict=True))
+    return parallel.even_ranges(channels, math.ceil(channels / CHUNK_CHANNELS))
 
 
 def forward(x, W, g: ConvGeometry):
@@ -141,8 +139,7 @@ def forward(x, W, g: ConvGeometry):
 
     threads = parallel.THREADS if cblas.can_run_single_threaded() else 1
     threads = max(1, min(threads, layout.span // MIN_RUN_COLUMNS))
-    bounds = [layout.span * k // threads for k in range(threads + 1)]
-    runs = [(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
+    runs = [(a, b) for a, b in parallel.even_ranges(layout.span, threads) if b > a]
     if len(runs) == 1:
         columns(runs)
     else:
