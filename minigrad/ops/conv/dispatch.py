@@ -113,10 +113,8 @@ def conv_grads(x, W, gy, g: ConvGeometry) -> tuple:
     xp = backend.get_array_module(gy)
     gy = xp.ascontiguousarray(gy)
     reversed_g = _reversed_geometry(g)
-    separate = (reversed_g is not None and _shifted(reversed_g, gy)) or not _backward_shares_gy(
-        g, reversed_g
-    )
-    if not backend.is_cpu_array(gy) or separate:
+    shifted_input_grad = reversed_g is not None and _shifted(reversed_g, gy)
+    if not backend.is_cpu_array(gy) or shifted_input_grad or not _backward_shares_gy(g, reversed_g):
         return conv_grad_input(gy, W, g), conv_grad_weight(x, gy, g)
     return _grads_from_gy(x, W, gy, g, reversed_g)
 

@@ -338,7 +338,7 @@ def test_float32_batch_norm_rounds_no_worse_than_torch(shape, offset):
 
 
 @pytest.mark.parametrize("instance", [False, True])
-def test_float16_statistics_do_not_overflow(instance):
+def test_float16_statistics_do_not_overflow(device, instance):
     """A float16 block's sums pass 65504 long before its statistics do (1024 values near 100):
     they are taken in float32, and output and gradients stay finite and close to float64's."""
     rng = np.random.default_rng(0)
@@ -354,12 +354,12 @@ def test_float16_statistics_do_not_overflow(instance):
         if instance
         else (lambda t: torch.nn.functional.batch_norm(t, None, None, training=True))
     )
-    xt = mg.tensor(x, requires_grad=True)
+    xt = mg.tensor(x, device=device, requires_grad=True)
     y = ours_fn(xt)
-    y.backward(mg.tensor(gy))
+    y.backward(mg.tensor(gy, device=device))
     tx = torch.tensor(x.astype(np.float64), requires_grad=True)
     ty = theirs_fn(tx)
     ty.backward(torch.tensor(gy.astype(np.float64)))
     assert y.dtype == mg.float16 and xt.grad.dtype == mg.float16
-    np.testing.assert_allclose(y.detach().numpy(), ty.detach().numpy(), atol=0.1)
-    np.testing.assert_allclose(xt.grad.numpy(), tx.grad.numpy(), atol=0.1)
+    np.testing.assert_allclose(y.detach().cpu().numpy(), ty.detach().numpy(), atol=0.1)
+    np.testing.assert_allclose(xt.grad.cpu().numpy(), tx.grad.numpy(), atol=0.1)
