@@ -8,7 +8,8 @@
 Each picks its path from the geometry alone: depthwise, pointwise, the shifted-window GEMMs
 (dense stride-1 convs on the CPU, :mod:`~minigrad.ops.conv.shifted`), Winograd (3x3 stride 1
 with many channels per group) or im2col + GEMM. The input gradient of a stride-1 conv is the conv
-of gy with the reversed kernel, which makes the same choice; strided convs take col2im. A conv
+of gy with the reversed kernel, which makes the same choice but for the shifted windows (see
+:func:`conv_grad_input`); strided convs take col2im. A conv
 whose large weight outnumbers its input many times (:func:`_weight_bound`) takes neither
 Winograd nor the reversed kernel: their weight-sized temporaries cost more than they save.
 """
@@ -56,25 +57,35 @@ def _winograd(g: ConvGeometry) -> bool:
     return winograd.supported(g) and not _weight_bound(g)
 
 
-def conv_forward(x, W, g: ConvGeometry):
-    """The conv2d of arrays x (N, C, H, W) and W (Co, C/groups, kh, kw): (N, Co, Ho, Wo)."""
+def conv_forward(x, W, g: ConvGeometry, *, shifted_windows: bool = True):
+    """The conv2d of arrays x (N, C, H, W) and W (Co, C/groups, kh, kw): (N, Co, Ho, Wo).
+
+    ``shifted_windows=False`` keeps it off the shifted-window GEMMs (see
+    :func:`conv_grad_input`)."""
     if _is_depthwise(g):
         return _depthwise_forward(x, W, g)
     if _is_pointwise(g):
         return _pointwise_forward(x, W, g)
-    if _shifted(g, x):
+    if shifted_windows and _shifted(g, x):
         return shifted.forward(x, W, g)
     if _winograd(g):
         return _winograd_pass(x, g, W=W)[0]
     return _gemm_pass(x, g, W=W)[0]
 
 
-def conv_grad_input(gy, W, g: ConvGeometry):
+def conv_grad_input(gy, W, g: ConvGeometry, *, shifted_windows: bool = True):
     """The adjoint of :func:`conv_forward` wrt x: gy (N, Co, Ho, Wo) -> gx (N, C, H, W).
 
     This is also the forward of conv_transpose2d with the same weight. A stride-1 conv's
     adjoint is itself a conv (of gy with the reversed kernel, see :func:`_reversed_geometry`),
     which is faster than the scatter of col2im; strided convs take col2im(W^T @ gy).
+
+    conv2d's backward passes ``shifted_windows=False``: the shifted windows pay in a forward,
+    whose rounding every gradient inherits (a ResNet34-U-Net's float32 gradients came out
+    0.99x PyTorch's error from the float64 step with them in the forward alone, 0.95x in
+    both, 1.26x in neither), but as the input gradient they ran slower in a training step
+    than im2col or Winograd on gy's shared columns (ResNet34-U-Net, batch 4 at 128x128: 0.365 s
+    fastest step against 0.421).
     """
     xp = backend.get_array_module(gy)
     gy = xp.ascontiguousarray(gy)
@@ -82,7 +93,7 @@ def conv_grad_input(gy, W, g: ConvGeometry):
         return _pointwise_grad_input(gy, W, g)
     reversed_g = _reversed_geometry(g)
     if reversed_g is not None:
-        return conv_forward(gy, _reversed_weight(W, g), reversed_g)
+        return conv_forward(gy, _reversed_weight(W, g), reversed_g, shifted_windows=shifted_windows)
     if _is_depthwise(g):
         return _depthwise_grad_input(gy, W, g)
     return _gemm_grad_input(gy, W, g)
@@ -106,16 +117,15 @@ def conv_grads(x, W, gy, g: ConvGeometry) -> tuple:
     and weight both need a gradient.
 
     On the CPU a stride-1 conv (im2col or Winograd) can take both from gy's columns (or
-    transform), :func:`_grads_from_gy`, when :func:`_backward_shares_gy` says it pays; the
-    shifted-window GEMMs read their windows in place and share nothing. On the GPU, where
-    the check for non-finite results would wait for the device, they stay separate.
+    transform), :func:`_grads_from_gy`, when :func:`_backward_shares_gy` says it pays. On
+    the GPU, where the check for non-finite results would wait for the device, they stay
+    separate.
     """
     xp = backend.get_array_module(gy)
     gy = xp.ascontiguousarray(gy)
     reversed_g = _reversed_geometry(g)
-    shifted_input_grad = reversed_g is not None and _shifted(reversed_g, gy)
-    if not backend.is_cpu_array(gy) or shifted_input_grad or not _backward_shares_gy(g, reversed_g):
-        return conv_grad_input(gy, W, g), conv_grad_weight(x, gy, g)
+    if not backend.is_cpu_array(gy) or not _backward_shares_gy(g, reversed_g):
+        return conv_grad_input(gy, W, g, shifted_windows=False), conv_grad_weight(x, gy, g)
     return _grads_from_gy(x, W, gy, g, reversed_g)
 
 

@@ -68,7 +68,10 @@ class Conv2d(Function):
             gx, gw = conv_grads(x, W, gy, g)
             return _three_grads(self, gy, lambda: gx, lambda: gw)
         return _three_grads(
-            self, gy, lambda: conv_grad_input(gy, W, g), lambda: conv_grad_weight(x, gy, g)
+            self,
+            gy,
+            lambda: conv_grad_input(gy, W, g, shifted_windows=False),
+            lambda: conv_grad_weight(x, gy, g),
         )
 
 

@@ -244,10 +244,12 @@ def shifted_calls(monkeypatch):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("bias", [False, True])
-def test_conv2d_forward_and_input_gradient_run_through_it(device, shifted_calls, dtype, bias):
-    """A dense 3x3 stride-1 conv with few channels: the forward, and the input gradient as the
-    reversed-kernel conv, run through the shifted GEMMs on the CPU (never on the GPU); all the
-    gradients match PyTorch."""
+def test_conv2d_forward_runs_through_it_and_its_backward_does_not(
+    device, shifted_calls, dtype, bias
+):
+    """A dense 3x3 stride-1 conv with few channels: the forward runs through the shifted GEMMs
+    on the CPU (never on the GPU), its input gradient (the reversed-kernel conv) does not
+    (``shifted_windows=False``); all the gradients match PyTorch."""
     x, w = random_array(0, (2, 3, 6, 7), dtype), random_array(1, (4, 3, 3, 3), dtype)
     arrays = [x, w] + ([random_array(2, (4,), dtype)] if bias else [])
     check_parity(
@@ -258,8 +260,22 @@ def test_conv2d_forward_and_input_gradient_run_through_it(device, shifted_calls,
         reduction=27,
     )
     g = conv2d_geometry("conv2d", x.shape, w.shape, 1, 1, 1, 1)
-    expected = [g, reversed_kernel._reversed_geometry(g)] if device == "cpu" else []
-    assert shifted_calls == expected
+    assert shifted_calls == ([g] if device == "cpu" else [])
+
+
+def test_conv2d_input_gradient_alone_does_not_run_through_it(shifted_calls):
+    """The backward of a conv2d whose weight needs no gradient takes conv_grad_input alone:
+    it too stays off the shifted GEMMs, and matches PyTorch."""
+    x, w = random_array(0, (2, 3, 6, 7), np.float64), random_array(1, (4, 3, 3, 3), np.float64)
+    mx = mg.Tensor(x, requires_grad=True)
+    y = conv2d(mx, mg.Tensor(w), padding=1)
+    gy = random_array(2, y.shape, np.float64)
+    shifted_calls.clear()
+    y.backward(mg.Tensor(gy))
+    tx = torch.tensor(x, requires_grad=True)
+    TF.conv2d(tx, torch.tensor(w), padding=1).backward(torch.tensor(gy))
+    np.testing.assert_allclose(mx.grad.numpy(), tx.grad.numpy(), rtol=1e-10, atol=1e-12)
+    assert shifted_calls == []
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -319,7 +335,8 @@ def test_other_convs_do_not_run_through_it(
 @pytest.mark.parametrize("where", ["x", "gy"])
 def test_infs_and_nans_land_where_torchs_do(shifted_calls, dtype, where):
     """An inf of each sign and a NaN in x (inside, on the padded border) give the output's
-    infs and NaNs of PyTorch; in gy they give its input gradient's."""
+    infs and NaNs of PyTorch through the shifted GEMMs; in gy they give its input gradient's
+    (which the backward computes without them)."""
     x, w = random_array(0, (2, 3, 7, 8), dtype), random_array(1, (4, 3, 3, 3), dtype)
     gy = random_array(2, (2, 4, 7, 8), dtype)
     target = x if where == "x" else gy
@@ -327,7 +344,7 @@ def test_infs_and_nans_land_where_torchs_do(shifted_calls, dtype, where):
     xt, wt = mg.tensor(x, requires_grad=True), mg.tensor(w, requires_grad=True)
     y = conv2d(xt, wt, padding=1)
     y.backward(mg.tensor(gy))
-    assert len(shifted_calls) == 2
+    assert len(shifted_calls) == 1
     tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
     ty = TF.conv2d(tx, tw, padding=1)
     ty.backward(torch.tensor(gy))
