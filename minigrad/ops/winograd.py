@@ -201,14 +201,19 @@ def _transform_phases(xp, image, transform, rows: int, target) -> None:
 
 @functools.lru_cache(maxsize=32)
 def _matrices(xp, dtype, device) -> tuple:
-    """(G (x) G, A^T (x) A^T) in ``dtype`` on ``device``, built once: a fresh upload on every
-    conv would be a host transfer per call.
+    """(G (x) G, A^T (x) A^T, G (x) G with its columns reversed) in ``dtype`` on ``device``,
+    built once: a fresh upload on every conv would be a host transfer per call.
 
     ``G (x) G`` (16, 9): row 4*xi + nu, column 3*i + j holds G[xi, i] * G[nu, j].
     ``A^T (x) A^T`` (4, 16): row 2*a + b, column 4*xi + nu holds A^T[a, xi] * A^T[b, nu].
+    Reversing the 9 columns flips the kernel in both directions (:data:`REVERSED`).
     """
     factors = (xp.asarray(m, dtype=dtype) for m in (WEIGHT_TRANSFORM, OUTPUT_TRANSFORM))
-    return tuple(xp.kron(m, m) for m in factors)
+    weight, output = (xp.kron(m, m) for m in factors)
+    return weight, output, xp.ascontiguousarray(weight[:, ::-1])
+
+
+REVERSED = 2
 
 
 def _matrix(like, which: int):
@@ -218,19 +223,36 @@ def _matrix(like, which: int):
     return _matrices(xp, like.dtype, device)[which]
 
 
-def transformed_weight(W, g: ConvGeometry):
+def transformed_weight(W, g: ConvGeometry, reversed_kernel: bool = False):
     """U = G w G^T for every (Co, C/groups) pair, as (16, groups, Co/groups, C/groups).
 
     One GEMM, (G (x) G) @ w as (9, Co*C/groups): it lands in the layout the batched GEMMs use.
+
+    With ``reversed_kernel``, ``g`` is the reversed conv that computes the input gradient of
+    the conv of weight W (:mod:`minigrad.ops.conv.reversed_kernel`): U is that of W with its
+    kernel flipped and its in/out channels swapped within each group, made from W itself.
+    The flip is G (x) G with its columns reversed, the swap a transposed view of the product
+    (BLAS reads it as a transposed operand), so no reversed copy of W is made (a strided
+    copy of 4 ms for a 512 x 1024 weight, and as much again for its gradient).
     """
     xp = backend.get_array_module(W)
-    U = _matrix(W, 0) @ xp.ascontiguousarray(W).reshape(-1, 9).T
-    return U.reshape(16, g.groups, g.out_channels // g.groups, -1)
+    matrix = _matrix(W, REVERSED if reversed_kernel else 0)
+    U = matrix @ xp.ascontiguousarray(W).reshape(-1, 9).T
+    if not reversed_kernel:
+        return U.reshape(16, g.groups, g.out_channels // g.groups, -1)
+    return U.reshape(16, g.groups, g.in_channels // g.groups, -1).swapaxes(2, 3)
 
 
-def _weight_from_domain(dU, g: ConvGeometry):
-    """dw = G^T dU G, the adjoint of :func:`transformed_weight`: (Co, C/groups, 3, 3)."""
-    return (dU.reshape(16, -1).T @ _matrix(dU, 0)).reshape(g.weight_shape)
+def _weight_from_domain(dU, g: ConvGeometry, reversed_kernel: bool = False):
+    """dw = G^T dU G, the adjoint of :func:`transformed_weight`: (Co, C/groups, 3, 3).
+
+    With ``reversed_kernel``, dU is the transposed gradient (16, groups, C/groups, Co/groups)
+    of the reversed conv ``g``'s U, and dw that of the weight it was reversed from,
+    (C, Co/groups, 3, 3) in ``g``'s terms."""
+    if not reversed_kernel:
+        return (dU.reshape(16, -1).T @ _matrix(dU, 0)).reshape(g.weight_shape)
+    shape = (g.in_channels, g.out_channels // g.groups, 3, 3)
+    return (dU.reshape(16, -1).T @ _matrix(dU, REVERSED)).reshape(shape)
 
 
 def _transform_input(x, plan: _Plan, tile, V) -> None:
@@ -300,21 +322,33 @@ def _transformed_inputs(x, plan: _Plan, tiles: list):
         yield tile, V, plan.domain(M_buffer, tile, g.out_channels)
 
 
-def forward_and_grad_weight(x, W, gy, g: ConvGeometry) -> tuple:
+def forward_and_grad_weight(x, W, gy, g: ConvGeometry, *, reversed_kernel: bool = False) -> tuple:
     """The 3x3 stride-1 conv2d of x (N, C, H, W) with W (Co, C/groups, 3, 3), (N, Co, Ho, Wo),
     and the weight gradient of that conv for output gradient gy (N, Co, Ho, Wo), (Co,
     C/groups, 3, 3): either None when its W or gy is None. One pass over the transformed tiles
     of x serves both (the input transform is the costly step, so a caller that needs both
     pays for it once). The CPU threads share the tiles (:func:`tile_parallel`); each part's
     first weight-domain product is a fresh array, later ones go into a reused buffer added to
-    it (a fresh weight-sized temporary costs page faults), and the parts add up in order."""
+    it (a fresh weight-sized temporary costs page faults), and the parts add up in order.
+
+    With ``reversed_kernel``, ``g`` is a reversed conv (:func:`transformed_weight`): W is
+    the weight it was reversed from, (C, Co/groups, 3, 3) in ``g``'s terms, and so is the
+    weight gradient returned; both are used as they are, with no reversed copy. The weight
+    gradient's GEMMs then run transposed, ``V @ dM^T`` (as fast for these shapes)."""
     xp = backend.get_array_module(x)
     plan = _Plan(x, g)
     y = U = None
     if W is not None:
-        U = transformed_weight(W, g)
+        U = transformed_weight(W, g, reversed_kernel)
         y = xp.empty(g.out_shape, dtype=x.dtype)
-    shape = (16, g.groups, g.out_channels // g.groups, g.in_channels // g.groups)
+    rows, cols = g.out_channels // g.groups, g.in_channels // g.groups
+    shape = (16, g.groups, cols, rows) if reversed_kernel else (16, g.groups, rows, cols)
+
+    def weight_product(m, v, out):
+        """One part of dU: dM @ V^T, or its transpose V @ dM^T for a reversed kernel."""
+        if reversed_kernel:
+            return xp.matmul(v, m.swapaxes(2, 3), out=out)
+        return xp.matmul(m, v.swapaxes(2, 3), out=out)
 
     def tiles_pass(tiles):
         """y for these tiles, and their part of dU (or None)."""
@@ -329,9 +363,9 @@ def forward_and_grad_weight(x, W, gy, g: ConvGeometry) -> tuple:
                 continue
             _transform_output_gradient(gy, plan, tile, M)
             if dU is None:
-                dU = xp.matmul(m, v.swapaxes(2, 3), out=xp.empty(shape, x.dtype))
+                dU = weight_product(m, v, xp.empty(shape, x.dtype))
             else:
-                dU += xp.matmul(m, v.swapaxes(2, 3), out=_scratch(x, shape, "winograd dU"))
+                dU += weight_product(m, v, _scratch(x, shape, "winograd dU"))
         return dU
 
     partials = [dU for dU in tile_parallel(tiles_pass, plan.tiles, plan.shared) if dU is not None]
@@ -340,7 +374,7 @@ def forward_and_grad_weight(x, W, gy, g: ConvGeometry) -> tuple:
     dU = partials[0] if partials else xp.zeros(shape, x.dtype)
     for part in partials[1:]:
         dU += part
-    return y, _weight_from_domain(dU, g)
+    return y, _weight_from_domain(dU, g, reversed_kernel)
 
 
 def _scratch(like, shape, slot: str):

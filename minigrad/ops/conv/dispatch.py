@@ -39,6 +39,7 @@ from minigrad.ops.conv.reversed_kernel import (
     _reversed_geometry,
     _reversed_weight,
     _weight_bound,
+    _winograd_grads,
 )
 from minigrad.ops.im2col import ConvGeometry
 
@@ -78,7 +79,9 @@ def conv_grad_input(gy, W, g: ConvGeometry, *, shifted_windows: bool = True):
 
     This is also the forward of conv_transpose2d with the same weight. A stride-1 conv's
     adjoint is itself a conv (of gy with the reversed kernel, see :func:`_reversed_geometry`),
-    which is faster than the scatter of col2im; strided convs take col2im(W^T @ gy).
+    which is faster than the scatter of col2im; strided convs take col2im(W^T @ gy). On the
+    Winograd path the reversed kernel's transform is made from W itself
+    (:func:`_winograd_grads`); the other paths take W reversed.
 
     conv2d's backward passes ``shifted_windows=False``: the shifted windows pay in a forward,
     whose rounding every gradient inherits (a ResNet34-U-Net's float32 gradients came out
@@ -92,11 +95,11 @@ def conv_grad_input(gy, W, g: ConvGeometry, *, shifted_windows: bool = True):
     if _is_pointwise(g):
         return _pointwise_grad_input(gy, W, g)
     reversed_g = _reversed_geometry(g)
-    if reversed_g is not None:
-        return conv_forward(gy, _reversed_weight(W, g), reversed_g, shifted_windows=shifted_windows)
-    if _is_depthwise(g):
-        return _depthwise_grad_input(gy, W, g)
-    return _gemm_grad_input(gy, W, g)
+    if reversed_g is None:
+        return _depthwise_grad_input(gy, W, g) if _is_depthwise(g) else _gemm_grad_input(gy, W, g)
+    if _winograd(reversed_g) and not (shifted_windows and _shifted(reversed_g, gy)):
+        return _winograd_grads(gy, W, None, g, reversed_g)[0]
+    return conv_forward(gy, _reversed_weight(W, g), reversed_g, shifted_windows=shifted_windows)
 
 
 def conv_grad_weight(x, gy, g: ConvGeometry):

@@ -107,13 +107,25 @@ def _grads_from_gy(x, W, gy, g: ConvGeometry, reversed_g: ConvGeometry) -> tuple
     gives a number or inf (and Winograd spreads infs over tiles): a non-finite result is
     computed again by im2col, the usual way.
     """
-    w_reversed = _reversed_weight(W, g)
-    with backend.quiet_invalid(gy):
-        if winograd.supported(reversed_g):
-            gx, gw_reversed = winograd.forward_and_grad_weight(gy, w_reversed, x, reversed_g)
-            if not _finite_on_cpu(gx):
-                gx = _gemm_pass(gy, reversed_g, W=w_reversed)[0]
-        else:
+    if winograd.supported(reversed_g):
+        gx, gw = _winograd_grads(gy, W, x, g, reversed_g)
+    else:
+        with backend.quiet_invalid(gy):
+            w_reversed = _reversed_weight(W, g)
             gx, gw_reversed = _gemm_columns_pass(gy, reversed_g, W=w_reversed, gy=x)
-    gw = _reversed_weight(gw_reversed, reversed_g)
+        gw = _reversed_weight(gw_reversed, reversed_g)
     return gx, gw if _finite_on_cpu(gw) else _gemm_pass(x, g, gy=gy)[1]
+
+
+def _winograd_grads(gy, W, x, g: ConvGeometry, reversed_g: ConvGeometry) -> tuple:
+    """(gx, gW or None) of a stride-1 conv2d from one Winograd pass over gy with the reversed
+    kernel, :func:`winograd.forward_and_grad_weight` with ``reversed_kernel``: it reads W
+    and returns gW in their own layout, so neither is copied reversed. The weight gradient
+    is the reversed conv's own (``x`` its output gradient; None skips it). A non-finite gx
+    is computed again by im2col (Winograd spreads infs over tiles); gW is the caller's to
+    check."""
+    with backend.quiet_invalid(gy):
+        gx, gw = winograd.forward_and_grad_weight(gy, W, x, reversed_g, reversed_kernel=True)
+        if not _finite_on_cpu(gx):
+            gx = _gemm_pass(gy, reversed_g, W=_reversed_weight(W, g))[0]
+    return gx, gw

@@ -15,7 +15,8 @@ import minigrad as mg
 from minigrad.gradcheck import gradcheck
 from minigrad.ops import conv as conv_ops
 from minigrad.ops import winograd
-from minigrad.ops.conv import conv2d, conv2d_geometry, conv_transpose2d, shifted
+from minigrad.ops.conv import conv2d, conv2d_geometry, conv_transpose2d, reversed_kernel, shifted
+from minigrad.ops.conv import dispatch as conv_dispatch
 from minigrad.ops.im2col import scratch
 
 pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same':UserWarning")
@@ -34,11 +35,11 @@ def routed_to_winograd(tiny_tiles: bool = False):
     counts = {"forward": 0, "grad_weight": 0, "both": 0}
     original = winograd.forward_and_grad_weight
 
-    def counted(x, W, gy, g):
+    def counted(x, W, gy, g, **options):
         counts["forward"] += W is not None
         counts["grad_weight"] += gy is not None
         counts["both"] += W is not None and gy is not None
-        return original(x, W, gy, g)
+        return original(x, W, gy, g, **options)
 
     def poisoned(like, size, slot):
         array = scratch(like, size, slot)
@@ -125,6 +126,49 @@ def test_winograd_conv_transpose2d_matches_torch(device, padding):
         )
     assert calls["forward"] >= 1 and calls["grad_weight"] == 1
     assert calls["both"] == 1  # the backward transforms its output gradient once
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("groups,c_in,c_out", [(1, 3, 5), (2, 4, 6)])
+def test_reversed_kernel_equals_the_reversed_copy(device, dtype, groups, c_in, c_out):
+    """``reversed_kernel=True`` reads the original weight and returns the original layout's
+    weight gradient: the same numbers as the reversed conv run on the reversed copies."""
+    xp = mg.backend.array_module(device)
+    g = conv2d_geometry("conv2d", (2, c_in, 5, 6), (c_out, c_in // groups, 3, 3), 1, 1, 1, groups)
+    reversed_g = reversed_kernel._reversed_geometry(g)
+    x, gy, w = (
+        xp.asarray(random_array(seed, shape, dtype))
+        for seed, shape in enumerate([g.in_shape, g.out_shape, g.weight_shape])
+    )
+    gx, gw = winograd.forward_and_grad_weight(gy, w, x, reversed_g, reversed_kernel=True)
+    copy_gx, copy_gw = winograd.forward_and_grad_weight(
+        gy, reversed_kernel._reversed_weight(w, g), x, reversed_g
+    )
+    rtol, atol = (1e-5, 1e-5) if dtype == np.float32 else (1e-12, 1e-12)
+    assert gw.shape == w.shape and gx.shape == x.shape
+    np.testing.assert_allclose(mg.backend.to_host(gx), mg.backend.to_host(copy_gx), rtol, atol)
+    expected_gw = reversed_kernel._reversed_weight(copy_gw, reversed_g)
+    np.testing.assert_allclose(mg.backend.to_host(gw), mg.backend.to_host(expected_gw), rtol, atol)
+
+
+def test_input_gradient_alone_takes_the_reversed_kernel_without_a_copy(device, monkeypatch):
+    """A conv2d whose weight needs no gradient computes its input gradient on the Winograd
+    path from the weight as it is (no reversed copy), and matches PyTorch."""
+    x, w = random_array(0, (2, 4, 6, 5), np.float64), random_array(1, (6, 4, 3, 3), np.float64)
+    copies = []
+    original = reversed_kernel._reversed_weight
+    monkeypatch.setattr(
+        conv_dispatch, "_reversed_weight", lambda *a: copies.append(1) or original(*a)
+    )
+    with routed_to_winograd() as calls:
+        xt = mg.tensor(x, device=device, requires_grad=True)
+        y = conv2d(xt, mg.tensor(w, device=device), padding=1)
+        gy = random_array(2, y.shape, np.float64)
+        y.backward(mg.tensor(gy, device=device))
+    tx = torch.tensor(x, requires_grad=True)
+    TF.conv2d(tx, torch.tensor(w), padding=1).backward(torch.tensor(gy))
+    np.testing.assert_allclose(xt.grad.numpy(), tx.grad.numpy(), rtol=1e-10, atol=1e-12)
+    assert calls["forward"] == 2 and calls["grad_weight"] == 0 and copies == []
 
 
 def test_winograd_gradcheck(device):
