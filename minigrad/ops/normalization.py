@@ -27,7 +27,7 @@ from minigrad.ops.checks import check_float_tensor, check_optional_tensor
 from minigrad.tensor import Tensor
 
 _BLOCK_ELEMENTS = 1 << 17  # values per block: 512 KiB of float32, cached with its temporaries
-_SPLIT_MIN_ELEMENTS = 1 << 18  # smaller inputs are one block (less Python per value)
+_SPLIT_MIN_ELEMENTS = 1 << 20  # smaller inputs are one block: less Python per value, no handoff
 _MATMUL_MIN_LENGTH = 16  # lanes at least this long are reduced with a batched matmul
 
 
