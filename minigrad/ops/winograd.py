@@ -61,6 +61,7 @@ OUTPUT_TRANSFORM = ((1, 1, 1, 0), (0, 1, -1, -1))  # A^T
 WEIGHT_TRANSFORM = ((1.0, 0.0, 0.0), (0.5, 0.5, 0.5), (0.5, -0.5, 0.5), (0.0, 0.0, 1.0))  # G
 
 MIN_CHANNELS = 128
+WEIGHT, OUTPUT, REVERSED = range(3)  # the matrices of :func:`_matrices`
 MIN_TILE_COLUMNS = 256
 TILE_BYTES = 32 << 20
 GPU_TILE_BYTES = 256 << 20
@@ -210,14 +211,11 @@ def _matrices(xp, dtype, device) -> tuple:
 
     ``G (x) G`` (16, 9): row 4*xi + nu, column 3*i + j holds G[xi, i] * G[nu, j].
     ``A^T (x) A^T`` (4, 16): row 2*a + b, column 4*xi + nu holds A^T[a, xi] * A^T[b, nu].
-    Reversing the 9 columns flips the kernel in both directions (:data:`REVERSED`).
+    Reversing the 9 columns flips the kernel in both directions.
     """
     factors = (xp.asarray(m, dtype=dtype) for m in (WEIGHT_TRANSFORM, OUTPUT_TRANSFORM))
     weight, output = (xp.kron(m, m) for m in factors)
     return weight, output, xp.ascontiguousarray(weight[:, ::-1])
-
-
-REVERSED = 2
 
 
 def _matrix(like, which: int):
@@ -227,7 +225,7 @@ def _matrix(like, which: int):
     return _matrices(xp, like.dtype, device)[which]
 
 
-def transformed_weight(W, g: ConvGeometry, reversed_kernel: bool = False):
+def transformed_weight(W, g: ConvGeometry, *, reversed_kernel: bool = False):
     """U = G w G^T for every (Co, C/groups) pair, as (16, groups, Co/groups, C/groups).
 
     One GEMM, (G (x) G) @ w as (9, Co*C/groups): it lands in the layout the batched GEMMs use.
@@ -240,21 +238,23 @@ def transformed_weight(W, g: ConvGeometry, reversed_kernel: bool = False):
     copy of 4 ms for a 512 x 1024 weight, and as much again for its gradient).
     """
     xp = backend.get_array_module(W)
-    matrix = _matrix(W, REVERSED if reversed_kernel else 0)
+    matrix = _matrix(W, REVERSED if reversed_kernel else WEIGHT)
     U = matrix @ xp.ascontiguousarray(W).reshape(-1, 9).T
     if not reversed_kernel:
         return U.reshape(16, g.groups, g.out_channels // g.groups, -1)
-    return U.reshape(16, g.groups, g.in_channels // g.groups, -1).swapaxes(2, 3)
+    U = U.reshape(16, g.groups, g.in_channels // g.groups, -1).swapaxes(2, 3)
+    # CuPy's batched matmul would copy a transposed operand for every tile: copy it once.
+    return U if backend.is_cpu_array(U) else xp.ascontiguousarray(U)
 
 
-def _weight_from_domain(dU, g: ConvGeometry, reversed_kernel: bool = False):
+def _weight_from_domain(dU, g: ConvGeometry, *, reversed_kernel: bool = False):
     """dw = G^T dU G, the adjoint of :func:`transformed_weight`: (Co, C/groups, 3, 3).
 
     With ``reversed_kernel``, dU is the transposed gradient (16, groups, C/groups, Co/groups)
     of the reversed conv ``g``'s U, and dw that of the weight it was reversed from,
     (C, Co/groups, 3, 3) in ``g``'s terms."""
     if not reversed_kernel:
-        return (dU.reshape(16, -1).T @ _matrix(dU, 0)).reshape(g.weight_shape)
+        return (dU.reshape(16, -1).T @ _matrix(dU, WEIGHT)).reshape(g.weight_shape)
     shape = (g.in_channels, g.out_channels // g.groups, 3, 3)
     return (dU.reshape(16, -1).T @ _matrix(dU, REVERSED)).reshape(shape)
 
@@ -286,7 +286,7 @@ def _transform_output(M, plan: _Plan, tile, y) -> None:
     wq = plan.wide
     flat_M = M.reshape(16, -1)
     tiles = scratch(M, 4 * flat_M.shape[1], "winograd tiles").reshape(2, 2, -1, n, r, wq)
-    xp.matmul(_matrix(M, 1), flat_M, out=tiles.reshape(4, -1))
+    xp.matmul(_matrix(M, OUTPUT), flat_M, out=tiles.reshape(4, -1))
     out = y[tile.samples]
     for a in range(2):
         tile_rows, y_rows = _parity_range(2 * tile.r0 + a, g.out_h, r)
@@ -305,7 +305,7 @@ def _transform_output_gradient(gy, plan: _Plan, tile, dM) -> None:
     n, r = tile.size
     phases = plan.phase_image(n, g.out_channels, r)
     _split_phases(gy[tile.samples], 2 * tile.r0, 0, phases)
-    xp.matmul(_matrix(gy, 1).T, phases.reshape(4, -1), out=dM.reshape(16, -1))
+    xp.matmul(_matrix(gy, OUTPUT).T, phases.reshape(4, -1), out=dM.reshape(16, -1))
 
 
 def _gemm_operands(array, groups: int, width: int):
@@ -343,7 +343,7 @@ def forward_and_grad_weight(x, W, gy, g: ConvGeometry, *, reversed_kernel: bool 
     plan = _Plan(x, g)
     y = U = None
     if W is not None:
-        U = transformed_weight(W, g, reversed_kernel)
+        U = transformed_weight(W, g, reversed_kernel=reversed_kernel)
         y = xp.empty(g.out_shape, dtype=x.dtype)
     rows, cols = g.out_channels // g.groups, g.in_channels // g.groups
     shape = (16, g.groups, cols, rows) if reversed_kernel else (16, g.groups, rows, cols)
@@ -378,7 +378,7 @@ def forward_and_grad_weight(x, W, gy, g: ConvGeometry, *, reversed_kernel: bool 
     dU = partials[0] if partials else xp.zeros(shape, x.dtype)
     for part in partials[1:]:
         dU += part
-    return y, _weight_from_domain(dU, g, reversed_kernel)
+    return y, _weight_from_domain(dU, g, reversed_kernel=reversed_kernel)
 
 
 def _scratch(like, shape, slot: str):

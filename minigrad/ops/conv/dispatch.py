@@ -8,8 +8,8 @@
 Each picks its path from the geometry alone: depthwise, pointwise, the shifted-window GEMMs
 (dense stride-1 convs on the CPU, :mod:`~minigrad.ops.conv.shifted`), Winograd (3x3 stride 1
 with many channels per group) or im2col + GEMM. The input gradient of a stride-1 conv is the conv
-of gy with the reversed kernel, which makes the same choice but for the shifted windows (see
-:func:`conv_grad_input`); strided convs take col2im. A conv
+of gy with the reversed kernel, which makes the same choice (in conv2d's backward without the
+shifted windows, see :func:`conv_grad_input`); strided convs take col2im. A conv
 whose large weight outnumbers its input many times (:func:`_weight_bound`) takes neither
 Winograd nor the reversed kernel: their weight-sized temporaries cost more than they save.
 """

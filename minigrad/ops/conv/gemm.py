@@ -25,6 +25,7 @@ from minigrad.ops.im2col import (
 )
 
 THIN_ROWS = 128
+GPU_THIN_ROWS = 63  # the rule measured before OpenBLAS's AVX-512 kernels; cuBLAS is untimed
 
 
 def _scratch_product(like, shape):
@@ -123,7 +124,8 @@ def _gemm_columns_pass(x, g: ConvGeometry, W=None, gy=None, zero_garbage: bool =
     the whole weight gradient, AVX-512 kernels), 64 channels at 128x128 ran in 19.0 ms
     against 24.8, at 32x32 1.7 against 2.25, 128 -> 64 at 64x64 9.2 against 12.4, 128 at
     32x32 4.4 against 5.0; at 256 rows the two GEMMs are within 10% and the transposing copy
-    back (a strided copy, 1 ms for 2304 x 256) costs more than that. The first tile's product goes
+    back (a strided copy, 1 ms for 2304 x 256) costs more than that. On the GPU (untimed there)
+    it stays at fewer than 64 rows (GPU_THIN_ROWS). The first tile's product goes
     straight into the result, later ones into a scratch buffer added to it (a batched matmul
     with a transposed operand and no ``out`` is slower; fresh weight-sized temporaries cost
     page faults on every call).
@@ -136,7 +138,8 @@ def _gemm_columns_pass(x, g: ConvGeometry, W=None, gy=None, zero_garbage: bool =
     y = None if W is None else xp.empty(g.out_shape, dtype=x.dtype)
     w = None if W is None else _grouped_weight(W, g)
     per_group, rows = g.out_channels // g.groups, g.col_rows // g.groups
-    transposed = per_group <= THIN_ROWS and per_group < rows
+    thin_rows = THIN_ROWS if backend.is_cpu_array(x) else GPU_THIN_ROWS
+    transposed = per_group <= thin_rows and per_group < rows
     shape = None
     if gy is not None:
         shape = (g.groups, rows, per_group) if transposed else (g.groups, per_group, rows)

@@ -21,16 +21,16 @@ WEIGHT_BOUND_RATIO = 8
 
 
 def _weight_bound(g: ConvGeometry) -> bool:
-    """Whether the weight is large (WEIGHT_BOUND_ELEMENTS or more) and has WEIGHT_BOUND_RATIO
-    times the input's elements or more (small images, many channels, as in a U-Net's
-    bottleneck): there the reversed kernel's weight-sized copies (W reversed, and the weight
-    gradient reversed back) and Winograd's (the transformed weight or weight gradient, 16/9
-    of the weight) cost more than they save, and the col2im scatter of the small image is
+    """Whether the weight is large (WEIGHT_BOUND_ELEMENTS or more) and has WEIGHT_BOUND_RATIO times
+    the input's elements or more (small images, many channels, as in a U-Net's bottleneck):
+    there the reversed kernel's weight-sized copies (on the im2col path W reversed, and the
+    weight gradient reversed back) and Winograd's (the transformed weight or weight gradient,
+    16/9 of the weight) cost more than they save, and the col2im scatter of the small image is
     cheap. Measured in a UNet step (batch 4): at 8x8, 1024 channels (ratio 36), the conv's
     forward and backward 225 ms -> 87 ms; at 16x16, 512 channels (ratio 4.5) they are faster
-    with Winograd and the reversed kernel (122 ms against 146). With OpenBLAS's AVX-512
-    kernels the ResNet34's 256-channel convs at 8x8 (ratio 9) also gain: both gradients 4.1-8.9
-    ms -> 3.2-4.1, and 512 -> 256 at 8x8 9.5-21 ms -> 7.8-7.9."""
+    with Winograd and the reversed kernel (122 ms against 146). With OpenBLAS's AVX-512 kernels
+    the ResNet34's 256-channel convs at 8x8 (ratio 9) also gain: both gradients 4.1-8.9 ms ->
+    3.2-4.1, and 512 -> 256 at 8x8 9.5-21 ms -> 7.8-7.9."""
     weight = g.out_channels * g.col_rows // g.groups
     image = g.batch * g.in_channels * g.in_h * g.in_w
     return weight >= WEIGHT_BOUND_ELEMENTS and weight >= WEIGHT_BOUND_RATIO * image
@@ -101,7 +101,8 @@ def _grads_from_gy(x, W, gy, g: ConvGeometry, reversed_g: ConvGeometry) -> tuple
     The input gradient is the reversed conv of gy (:func:`_reversed_geometry`), and the weight
     gradient is that conv's own weight gradient (with x as its output gradient) reversed back:
     ``<gy, conv(x, W)> = <conv(gy, reversed W), x>``. So gy's columns serve both, and x's are
-    never built.
+    never built. On the Winograd path (:func:`_winograd_grads`) W and its gradient stay in
+    their own layout; im2col takes W reversed and reverses the gradient back.
 
     That sum also multiplies x by gy's zero padding, so an inf in x gives NaN where PyTorch's
     gives a number or inf (and Winograd spreads infs over tiles): a non-finite result is

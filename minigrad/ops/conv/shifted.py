@@ -37,7 +37,9 @@ def pays(g: ConvGeometry) -> bool:
     MAX_CHANNELS input channels, and a wide output of at most MAX_WIDE_ELEMENTS (it is
     read and written once per kernel offset, so it must stay in the cache).
 
-    Measured here (batch 4, float32, 2 cores, forward and input gradient): 64 -> 128
+    It runs conv2d's forward and conv_transpose2d's (stride 1); conv2d's input gradient keeps
+    off it (:func:`~minigrad.ops.conv.dispatch.conv_grad_input`). Measured here (batch 4,
+    float32, 2 cores, forward and input gradient, before that choice): 64 -> 128
     channels at 64x64 8.7 + 9.1 ms against 15.1 + 12.2, 128 -> 256 at 32x32 7.8 + 9.1
     against 14.8 + 10.4; but 64 -> 64 at 128x128 (a 4.3M-element wide output) 31.5 + 29.3
     against 27.1 + 23.0, and 256 -> 256 at 32x32 (Winograd's) 16.2 + 15.7 against 18.5 + 15.2.

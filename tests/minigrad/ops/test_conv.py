@@ -260,6 +260,27 @@ def test_empty_batch_matches_torch(device, groups):
     )
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("thin_rows", [0, 10**9], ids=["gy-col-T", "col-gy-T"])
+@pytest.mark.parametrize("groups", [1, 2])
+def test_weight_gradient_gemm_either_way_round_matches_torch(
+    device, monkeypatch, dtype, thin_rows, groups
+):
+    """The im2col weight gradient, written as ``gy @ col^T`` or as its transpose ``col @ gy^T``
+    (``THIN_ROWS`` forced each way, on both devices), matches PyTorch."""
+    monkeypatch.setattr(gemm, "THIN_ROWS", thin_rows)
+    monkeypatch.setattr(gemm, "GPU_THIN_ROWS", thin_rows)
+    x = random_array(0, (2, 4, 7, 6), dtype)
+    w = random_array(1, (6, 4 // groups, 3, 3), dtype)
+    check_parity(
+        lambda a, b: conv2d(a, b, stride=2, padding=1, groups=groups),
+        lambda a, b: TF.conv2d(a, b, stride=2, padding=1, groups=groups),
+        [x, w],
+        device,
+        reduction=36,
+    )
+
+
 def test_only_weight_gradient_when_input_needs_none(device):
     x, w = random_array(0, (2, 3, 5, 5), np.float64), random_array(1, (4, 3, 3, 3), np.float64)
     weight = mg.tensor(w, device=device, requires_grad=True)
@@ -314,9 +335,7 @@ BACKWARD_SHARING_CASES = {
 def test_conv2d_backward_shares_gy_columns_when_it_pays(device, monkeypatch, case, dtype):
     """With both x and W needing a gradient, a stride-1 conv on the CPU takes the weight
     gradient from gy's columns when its GEMM keeps its shape (``conv_grads``); else, and on
-    the GPU, from x's (``conv_grad_weight``). Either way both match PyTorch. (The
-    shifted-window GEMMs, which share nothing, are kept out.)"""
-    monkeypatch.setattr(shifted, "MAX_CHANNELS", 0)
+    the GPU, from x's (``conv_grad_weight``). Either way both match PyTorch."""
     x_shape, w_shape, args, shared = BACKWARD_SHARING_CASES[case]
     x, w = random_array(0, x_shape, dtype), random_array(1, w_shape, dtype)
     separate_calls = []

@@ -146,9 +146,13 @@ def _train_both_ways(norm):
     ("shape", "dtype"),
     [((3, 8, 96, 128), np.float32), ((2, 12, 96, 128), np.float64), ((80, 4, 32, 32), np.float64)],
 )
-def test_large_inputs_cut_into_blocks_on_two_threads_match_torch(device, norm, shape, dtype):
-    """Past 2**18 values the host path cuts the input into blocks of whole samples, or of
-    channel runs of one sample, shared by two threads."""
+def test_large_inputs_cut_into_blocks_on_two_threads_match_torch(
+    device, monkeypatch, norm, shape, dtype
+):
+    """Past ``_SPLIT_MIN_ELEMENTS`` values (here lowered to 2**18, under these inputs) the host
+    path cuts the input into blocks of whole samples, or of channel runs of one sample,
+    shared by two threads."""
+    monkeypatch.setattr(normalization, "_SPLIT_MIN_ELEMENTS", 1 << 18)
     x = random_array(7, shape, dtype) * 1.5 + 2
     c = shape[1]
     affine = (random_array(8, (c,), dtype), random_array(9, (c,), dtype))

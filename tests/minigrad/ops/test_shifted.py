@@ -267,11 +267,11 @@ def test_conv2d_input_gradient_alone_does_not_run_through_it(shifted_calls):
     """The backward of a conv2d whose weight needs no gradient takes conv_grad_input alone:
     it too stays off the shifted GEMMs, and matches PyTorch."""
     x, w = random_array(0, (2, 3, 6, 7), np.float64), random_array(1, (4, 3, 3, 3), np.float64)
-    mx = mg.Tensor(x, requires_grad=True)
-    y = conv2d(mx, mg.Tensor(w), padding=1)
+    mx = mg.tensor(x, requires_grad=True)
+    y = conv2d(mx, mg.tensor(w), padding=1)
     gy = random_array(2, y.shape, np.float64)
     shifted_calls.clear()
-    y.backward(mg.Tensor(gy))
+    y.backward(mg.tensor(gy))
     tx = torch.tensor(x, requires_grad=True)
     TF.conv2d(tx, torch.tensor(w), padding=1).backward(torch.tensor(gy))
     np.testing.assert_allclose(mx.grad.numpy(), tx.grad.numpy(), rtol=1e-10, atol=1e-12)
@@ -332,21 +332,26 @@ def test_other_convs_do_not_run_through_it(
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("where", ["x", "gy"])
-def test_infs_and_nans_land_where_torchs_do(shifted_calls, dtype, where):
-    """An inf of each sign and a NaN in x (inside, on the padded border) give the output's
-    infs and NaNs of PyTorch through the shifted GEMMs; in gy they give its input gradient's
-    (which the backward computes without them)."""
-    x, w = random_array(0, (2, 3, 7, 8), dtype), random_array(1, (4, 3, 3, 3), dtype)
+@pytest.mark.parametrize("op", ["conv2d", "conv_transpose2d"])
+def test_infs_and_nans_land_where_torchs_do(shifted_calls, dtype, op):
+    """An inf of each sign and a NaN in the input (inside, on the padded border) give the
+    output's infs and NaNs of PyTorch through the shifted GEMMs: conv2d's forward, and
+    conv_transpose2d's (stride 1, the reversed-kernel conv); the input gradients match too."""
+    ours_op, torch_op = {
+        "conv2d": (conv2d, TF.conv2d),
+        "conv_transpose2d": (conv_transpose2d, TF.conv_transpose2d),
+    }[op]
+    x, w = random_array(0, (2, 3, 7, 8), dtype), random_array(1, (3, 4, 3, 3), dtype)
+    if op == "conv2d":
+        w = np.ascontiguousarray(w.transpose(1, 0, 2, 3))
+    x[0, 0, 3, 3], x[0, 1, 3, 4], x[1, 2, 0, 7] = np.inf, -np.inf, np.nan
     gy = random_array(2, (2, 4, 7, 8), dtype)
-    target = x if where == "x" else gy
-    target[0, 0, 3, 3], target[0, 1, 3, 4], target[1, 2, 0, 7] = np.inf, -np.inf, np.nan
     xt, wt = mg.tensor(x, requires_grad=True), mg.tensor(w, requires_grad=True)
-    y = conv2d(xt, wt, padding=1)
+    y = ours_op(xt, wt, padding=1)
     y.backward(mg.tensor(gy))
     assert len(shifted_calls) == 1
     tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
-    ty = TF.conv2d(tx, tw, padding=1)
+    ty = torch_op(tx, tw, padding=1)
     ty.backward(torch.tensor(gy))
     rtol, atol = tolerances(dtype, 27)
     for ours, theirs in (
@@ -359,4 +364,4 @@ def test_infs_and_nans_land_where_torchs_do(shifted_calls, dtype, where):
         finite = np.isfinite(theirs)
         scale = max(1.0, float(np.abs(theirs[finite]).max()))
         np.testing.assert_allclose(ours[finite], theirs[finite], rtol=rtol, atol=atol * scale)
-    assert not np.all(np.isfinite(y.detach().numpy() if where == "x" else xt.grad.numpy()))
+    assert not np.all(np.isfinite(y.detach().numpy()))

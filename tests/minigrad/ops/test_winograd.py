@@ -222,26 +222,35 @@ def test_winograd_input_far_from_zero_keeps_float32_accuracy(device):
     assert calls["forward"] >= 1
 
 
-@pytest.mark.parametrize("where,input_grad", [("x", False), ("x", True), ("gy", True)])
+@pytest.mark.parametrize(
+    "where,input_grad,weight_grad",
+    [("x", False, True), ("x", True, True), ("gy", True, True), ("gy", True, False)],
+)
 @pytest.mark.parametrize("position", [(0, 0, 0, 0), (1, 2, 3, 4), (0, 1, 5, 6)])
-def test_an_inf_gives_the_infs_and_nans_of_torch_on_the_cpu(position, where, input_grad):
+def test_an_inf_gives_the_infs_and_nans_of_torch_on_the_cpu(
+    position, where, input_grad, weight_grad
+):
     """Winograd spreads an inf over whole tiles; the CPU path computes such results again by
     im2col, so output and gradients match PyTorch's, non-finite entries included (with
-    ``input_grad`` through the backward that shares gy's transform)."""
+    ``input_grad`` through the backward that shares gy's transform, or, without
+    ``weight_grad``, through the input gradient alone)."""
     x = random_array(0, (2, 3, 7, 8), np.float64)
     w = random_array(1, (3, 3, 3, 3), np.float64)
     gy = random_array(2, (2, 3, 7, 8), np.float64)
     (x if where == "x" else gy)[position] = np.inf
     xt = mg.tensor(x, requires_grad=input_grad)
-    wt = mg.tensor(w, requires_grad=True)
+    wt = mg.tensor(w, requires_grad=weight_grad)
     with routed_to_winograd() as calls:
         y = conv2d(xt, wt, padding=1)
         y.backward(mg.tensor(gy))
-    assert calls["grad_weight"] == 1 and calls["both"] == input_grad
-    tx, tw = torch.tensor(x, requires_grad=input_grad), torch.tensor(w, requires_grad=True)
+    assert calls["grad_weight"] == int(weight_grad)
+    assert calls["both"] == (input_grad and weight_grad)
+    tx, tw = torch.tensor(x, requires_grad=input_grad), torch.tensor(w, requires_grad=weight_grad)
     ty = TF.conv2d(tx, tw, padding=1)
     ty.backward(torch.tensor(gy))
-    pairs = [(y.detach().numpy(), ty.detach()), (wt.grad.numpy(), tw.grad)]
+    pairs = [(y.detach().numpy(), ty.detach())]
+    if weight_grad:
+        pairs.append((wt.grad.numpy(), tw.grad))
     if input_grad:
         pairs.append((xt.grad.numpy(), tx.grad))
     for ours, theirs in pairs:
