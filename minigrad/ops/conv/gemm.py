@@ -121,9 +121,9 @@ def _gemm_columns_pass(x, g: ConvGeometry, W=None, gy=None, zero_garbage: bool =
     The weight-gradient GEMM ``gy col^T`` (Co/groups, rows) is written as its transpose
     ``col @ gy^T`` when gy is thin (at most THIN_ROWS rows, and fewer than the columns):
     OpenBLAS handles a thin right operand faster than a thin left one. Measured here (batch 4,
-    the whole weight gradient, AVX-512 kernels), 64 channels at 128x128 ran in 19.0 ms
-    against 24.8, at 32x32 1.7 against 2.25, 128 -> 64 at 64x64 9.2 against 12.4, 128 at
-    32x32 4.4 against 5.0; at 256 rows the two GEMMs are within 10% and the transposing copy
+    the whole weight gradient, AVX-512 kernels), 64 channels at 128x128 ran in 18.5 ms
+    against 23.5, at 32x32 1.5 against 2.0, 128 -> 64 at 64x64 9.9 against 12.8, 128 at
+    32x32 4.1 against 4.6; at 256 rows the two GEMMs are within 10% and the transposing copy
     back (a strided copy, 1 ms for 2304 x 256) costs more than that. On the GPU (untimed there)
     it stays at fewer than 64 rows (GPU_THIN_ROWS). The first tile's product goes
     straight into the result, later ones into a scratch buffer added to it (a batched matmul
