@@ -45,7 +45,7 @@ MIN_TILE_COLUMNS = 2048
 GPU_TILE_BYTES = 512 << 20
 MIN_PARALLEL_ELEMENTS = 1 << 16
 MAX_CACHED_SCRATCH_BYTES = 64 << 20
-SHARED_WEIGHT_RATIO = 4
+MAX_SHARED_WEIGHT_RATIO = 2
 
 _cache = threading.local()
 
@@ -269,15 +269,18 @@ def can_share_tiles(like, weight_elements: int) -> bool:
     """Whether the CPU threads should share a conv's tiles (:func:`tile_parallel`): NumPy
     arrays, two threads or more, a BLAS that :func:`minigrad.cblas.single_threaded` can keep
     on its calling thread (else two threads' GEMMs would each start two more), and a weight
-    at most 1/SHARED_WEIGHT_RATIO of the input ``like``: each thread sums its own weight
+    at most MAX_SHARED_WEIGHT_RATIO times the input ``like``: each thread sums its own weight
     gradient, and with a large weight and a small image the extra sums cost more than the
     threads save. Measured here (Winograd, batch 4, both gradients): 128 channels at 64x64
-    (input 14x the weight) 32.5 ms -> 23.8 shared, 256 at 32x32 (1.8x) 22.4 -> 22.4, 512 at
-    16x16 (0.2x) 23.9 -> 24.9."""
+    (input 14x the weight) 32.5 ms -> 23.8 shared, 512 at 16x16 (weight 4.5x the input)
+    23.9 -> 24.9. In training steps (interleaved A/B, fastest / median step) the bound of 2
+    beat the earlier 1/4, which kept 128 channels at 16x16 and 256 at 32x32 on one thread:
+    ResNet34-U-Net 0.349 / 0.364 s against 0.361 / 0.370, UNet 1.07 / 1.16 against
+    1.13 / 1.23."""
     return (
         backend.is_cpu_array(like)
         and parallel.THREADS > 1
-        and weight_elements * SHARED_WEIGHT_RATIO <= like.size
+        and weight_elements <= MAX_SHARED_WEIGHT_RATIO * like.size
         and cblas.can_run_single_threaded()
     )
 
