@@ -311,8 +311,8 @@ def tile_parallel(fn, tiles: list, shared: bool) -> list:
     When ``shared`` (:func:`can_share_tiles`) and there are two tiles or more, there is one
     part per thread, each run on its own thread with BLAS single-threaded; otherwise one
     part holds all the tiles and runs inline. ``fn`` must write only its own tiles' outputs
-    and return what the caller combines (a partial weight gradient, added in part order, so
-    the sum is the same from run to run).
+    and return what the caller combines (a partial weight gradient, added in part order by
+    :func:`sum_partials`, so the sum is the same from run to run).
     """
     count = min(parallel.THREADS, len(tiles)) if shared else 1
     if count <= 1:
@@ -327,3 +327,24 @@ def tile_parallel(fn, tiles: list, shared: bool) -> list:
     with cblas.single_threaded():
         parallel.run_in_parts(run, list(enumerate(parts)), parts=count)
     return results
+
+
+def planned_tiles(batch: int, out_h: int, row_columns: int, columns: int, shared: bool) -> list:
+    """:func:`plan_tiles` of at most ``columns`` columns, or of a thread's share of that where
+    the threads share the tiles (``shared``, :func:`can_share_tiles`; :func:`shared_columns`)."""
+    if shared:
+        columns = shared_columns(batch * out_h * row_columns, columns)
+    return plan_tiles(batch, out_h, row_columns, columns)
+
+
+def sum_partials(partials: list, shape, like):
+    """The sum of the parts' weight gradients from :func:`tile_parallel`, added in part order
+    (so the same from run to run); parts with no tiles give None, and none at all zeros of
+    ``shape`` in ``like``'s dtype."""
+    found = [part for part in partials if part is not None]
+    if not found:
+        return backend.get_array_module(like).zeros(shape, dtype=like.dtype)
+    total = found[0]
+    for part in found[1:]:
+        total += part
+    return total

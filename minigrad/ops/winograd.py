@@ -49,9 +49,9 @@ from minigrad import backend
 from minigrad.ops.im2col import (
     ConvGeometry,
     can_share_tiles,
-    plan_tiles,
+    planned_tiles,
     scratch,
-    shared_columns,
+    sum_partials,
     tile_parallel,
 )
 
@@ -98,10 +98,7 @@ class _Plan:
         self.th, self.tw = -(-g.out_h // 2), -(-g.out_w // 2)
         self.wide = self.tw + 1
         self.shared = can_share_tiles(like, g.out_channels * g.in_channels * 9 // g.groups)
-        columns = self._columns()
-        if self.shared:
-            columns = shared_columns(g.batch * self.th * self.wide, columns)
-        self.tiles = plan_tiles(g.batch, self.th, self.wide, columns)
+        self.tiles = planned_tiles(g.batch, self.th, self.wide, self._columns(), self.shared)
 
     def _columns(self) -> int:
         g = self.g
@@ -372,12 +369,10 @@ def forward_and_grad_weight(x, W, gy, g: ConvGeometry, *, reversed_kernel: bool 
                 dU += weight_product(m, v, _scratch(x, shape, "winograd dU"))
         return dU
 
-    partials = [dU for dU in tile_parallel(tiles_pass, plan.tiles, plan.shared) if dU is not None]
+    partials = tile_parallel(tiles_pass, plan.tiles, plan.shared)
     if gy is None:
         return y, None
-    dU = partials[0] if partials else xp.zeros(shape, x.dtype)
-    for part in partials[1:]:
-        dU += part
+    dU = sum_partials(partials, shape, x)
     return y, _weight_from_domain(dU, g, reversed_kernel=reversed_kernel)
 
 

@@ -18,8 +18,9 @@ from minigrad.ops.im2col import (
     col2im,
     im2col,
     plan_tiles,
+    planned_tiles,
     scratch,
-    shared_columns,
+    sum_partials,
     tile_columns,
     tile_parallel,
 )
@@ -169,30 +170,10 @@ def _gemm_columns_pass(x, g: ConvGeometry, W=None, gy=None, zero_garbage: bool =
         return gw
 
     shared = can_share_tiles(x, g.out_channels * g.col_rows // g.groups)
-    partials = tile_parallel(columns_pass, _planned_tiles(x, g, layout, shared), shared)
-    gw = _sum_partials(partials, shape, x)
+    columns = tile_columns(x, g.col_rows)
+    tiles = planned_tiles(g.batch, g.out_h, layout.wq, columns, shared)
+    partials = tile_parallel(columns_pass, tiles, shared)
+    gw = None if shape is None else sum_partials(partials, shape, x)
     if gw is not None:
         gw = (xp.ascontiguousarray(gw.swapaxes(1, 2)) if transposed else gw).reshape(g.weight_shape)
     return y, gw
-
-
-def _sum_partials(partials: list, shape, like):
-    """The weight gradient from each part's sum, added in part order (None without gy)."""
-    if shape is None:
-        return None
-    found = [p for p in partials if p is not None]
-    if not found:
-        return backend.get_array_module(like).zeros(shape, dtype=like.dtype)
-    total = found[0]
-    for part in found[1:]:
-        total += part
-    return total
-
-
-def _planned_tiles(like, g: ConvGeometry, layout: PaddedLayout, shared: bool) -> list:
-    """The tiles of a conv: as wide as :func:`tile_columns` allows, or a thread's share of
-    that where the threads share them (:func:`shared_columns`)."""
-    total, columns = g.batch * g.out_h * layout.wq, tile_columns(like, g.col_rows)
-    if shared:
-        columns = shared_columns(total, columns)
-    return plan_tiles(g.batch, g.out_h, layout.wq, columns)

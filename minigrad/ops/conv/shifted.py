@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 
 from minigrad import backend, cblas, parallel
-from minigrad.ops.im2col import ConvGeometry
+from minigrad.ops.im2col import ConvGeometry, tile_parallel
 
 CHUNK_CHANNELS = 128
 MAX_CHANNELS = 128
@@ -142,9 +142,5 @@ def forward(x, W, g: ConvGeometry):
     threads = parallel.THREADS if cblas.can_run_single_threaded() else 1
     threads = max(1, min(threads, layout.span // MIN_RUN_COLUMNS))
     runs = [(a, b) for a, b in parallel.even_ranges(layout.span, threads) if b > a]
-    if len(runs) == 1:
-        columns(runs)
-    else:
-        with cblas.single_threaded():
-            parallel.run_in_parts(columns, runs, parts=len(runs))
+    tile_parallel(columns, runs, shared=len(runs) > 1)
     return layout.cropped_output(wide)
