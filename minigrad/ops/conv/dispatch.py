@@ -16,7 +16,7 @@ Winograd nor the reversed kernel: their weight-sized temporaries cost more than 
 
 from __future__ import annotations
 
-from minigrad import backend
+from minigrad import backend, cblas, parallel
 from minigrad.ops import winograd
 from minigrad.ops.conv import shifted
 from minigrad.ops.conv.depthwise import (
@@ -127,9 +127,46 @@ def conv_grads(x, W, gy, g: ConvGeometry) -> tuple:
     xp = backend.get_array_module(gy)
     gy = xp.ascontiguousarray(gy)
     reversed_g = _reversed_geometry(g)
+    if _side_by_side(g, gy):
+        return _grads_side_by_side(x, W, gy, g)
     if not backend.is_cpu_array(gy) or not _backward_shares_gy(g, reversed_g):
         return conv_grad_input(gy, W, g, shifted_windows=False), conv_grad_weight(x, gy, g)
     return _grads_from_gy(x, W, gy, g, reversed_g)
+
+
+def _side_by_side(g: ConvGeometry, gy) -> bool:
+    """Whether :func:`_grads_side_by_side` runs the backward: a :func:`_weight_bound` conv
+    (whose weight is too large for the threads to share its tiles) on the CPU, with two
+    threads or more and a BLAS that :func:`cblas.single_threaded` can hold on one."""
+    return (
+        backend.is_cpu_array(gy)
+        and parallel.THREADS > 1
+        and _weight_bound(g)
+        and cblas.can_run_single_threaded()
+    )
+
+
+def _grads_side_by_side(x, W, gy, g: ConvGeometry) -> tuple:
+    """(gx, gW) of a weight-bound conv, each on its own thread with BLAS single-threaded.
+
+    Run one after the other, each gradient alternates single-threaded copies (gy into the
+    work layout, im2col, col2im) with a two-thread GEMM, and a core idles through every copy;
+    side by side, one thread's copies overlap the other's GEMM. Measured in ResNet34-U-Net
+    training steps (batch 4 at 128x128), the backward of its weight-bound convs (256
+    channels at 8x8, 512 at 4x4, 512 -> 256 at 8x8) took 71.5 ms against 77.6 (median).
+    """
+    grads = [None, None]
+
+    def run(which: list) -> None:
+        for k in which:
+            if k == 0:
+                grads[0] = conv_grad_input(gy, W, g, shifted_windows=False)
+            else:
+                grads[1] = conv_grad_weight(x, gy, g)
+
+    with cblas.single_threaded():
+        parallel.run_in_parts(run, [0, 1], parts=2)
+    return grads[0], grads[1]
 
 
 def conv_forward_and_grad_weight(x, W, gy, g: ConvGeometry) -> tuple:

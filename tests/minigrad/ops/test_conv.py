@@ -2,6 +2,7 @@
 gradcheck, the tiled and threaded CPU paths, and bad input."""
 
 import contextlib
+import threading
 
 import numpy as np
 import pytest
@@ -543,12 +544,15 @@ def test_empty_batch_with_bias_matches_torch(device, kernel, transpose):
 
 
 @pytest.mark.parametrize("input_grad", [False, True])
-@pytest.mark.parametrize("groups,w_shape", [(1, (3, 2, 3, 3)), (2, (4, 1, 3, 3))])
+@pytest.mark.parametrize(
+    "groups,w_shape", [(1, (3, 2, 3, 3)), (2, (4, 1, 3, 3)), (1, (16, 2, 3, 3))]
+)
 def test_an_inf_the_kernel_never_reads_leaves_the_weight_gradient_finite(
     device, groups, w_shape, input_grad
 ):
     """The inf sits where the wide layout's extra columns read it; with ``input_grad`` the
-    backward takes the shared-columns path (``conv_grads``, CPU), whose columns are gy's."""
+    backward takes the shared-columns path (``conv_grads``, CPU), whose columns are gy's.
+    With 16 output channels the weight outnumbers x, whose sum is checked first."""
     x = random_array(0, (1, 2, 5, 6), np.float64)
     x[0, 0, 2, 0] = np.inf
     w = random_array(1, w_shape, np.float64)
@@ -579,6 +583,45 @@ def test_numpy_integer_groups_are_accepted(device):
         [x, w],
         device,
     )
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_weight_bound_gradients_run_side_by_side(monkeypatch, dtype):
+    """On the CPU a weight-bound conv's two gradients run at once, each on its own thread
+    with BLAS single-threaded, and still match PyTorch."""
+    if not dispatch.cblas.can_run_single_threaded():
+        pytest.skip("NumPy's BLAS cannot be held on one thread here")
+    monkeypatch.setattr(reversed_kernel, "WEIGHT_BOUND_ELEMENTS", 1)
+    monkeypatch.setattr(reversed_kernel, "WEIGHT_BOUND_RATIO", 2)
+    monkeypatch.setattr(parallel, "THREADS", 2)
+    threads, single = {}, []
+    original_single = dispatch.cblas.single_threaded
+
+    @contextlib.contextmanager
+    def recording_single_threaded():
+        single.append(1)
+        with original_single():
+            yield
+
+    def recorded(name, fn):
+        def run(*args, **kwargs):
+            threads[name] = threading.current_thread().name
+            return fn(*args, **kwargs)
+
+        return run
+
+    monkeypatch.setattr(dispatch.cblas, "single_threaded", recording_single_threaded)
+    for name in ("conv_grad_input", "conv_grad_weight"):
+        monkeypatch.setattr(dispatch, name, recorded(name, getattr(dispatch, name)))
+    x, w = random_array(0, (2, 4, 3, 4), dtype), random_array(1, (6, 4, 3, 3), dtype)
+    check_parity(
+        lambda a, b: conv2d(a, b, padding=1),
+        lambda a, b: TF.conv2d(a, b, padding=1),
+        [x, w],
+        "cpu",
+        reduction=36,
+    )
+    assert len(set(threads.values())) == 2 and single
 
 
 def test_a_frozen_weight_keeps_no_activation_alive(device):
