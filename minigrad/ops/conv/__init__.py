@@ -19,6 +19,8 @@ to it); this package is the fast one. Read it in this order:
   - :mod:`~minigrad.ops.conv.gemm` (dense and grouped): im2col of a tile of samples or rows
     into columns (C*kh*kw, n*R*wq) and one GEMM per group (:mod:`minigrad.ops.im2col` holds
     the padded "wide" layout, im2col/col2im, the tiles and the scratch buffers);
+  - :mod:`~minigrad.ops.conv.pixel_major` (weight-bound convs on the CPU: a small image
+    with many channels): compact channels-last columns, none of the wide layout's extras;
   - :mod:`~minigrad.ops.conv.reversed_kernel`: the input gradient of a stride-1 conv as a
     conv of gy with the reversed kernel (faster than the col2im scatter), and both gradients
     from gy's columns;

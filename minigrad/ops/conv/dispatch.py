@@ -12,13 +12,15 @@ of gy with the reversed kernel, which makes the same choice (in conv2d's backwar
 shifted windows, see :func:`conv_grad_input`); strided convs take col2im. A conv
 whose large weight outnumbers its input many times (:func:`_weight_bound`) takes neither
 Winograd nor the reversed kernel: their weight-sized temporaries cost more than they save.
+On the CPU it runs on compact pixel-major columns instead (:mod:`~minigrad.ops.conv.
+pixel_major`), its two gradients side by side.
 """
 
 from __future__ import annotations
 
 from minigrad import backend, cblas, parallel
 from minigrad.ops import winograd
-from minigrad.ops.conv import shifted
+from minigrad.ops.conv import pixel_major, shifted
 from minigrad.ops.conv.depthwise import (
     _depthwise_forward,
     _depthwise_grad_input,
@@ -51,6 +53,13 @@ def _shifted(g: ConvGeometry, x) -> bool:
     return shifted.supported(g, x) and shifted.pays(g) and not _weight_bound(g)
 
 
+def _pixel_major(g: ConvGeometry, array) -> bool:
+    """Whether the compact pixel-major columns run this conv on ``array``: a
+    :func:`_weight_bound` conv that :func:`pixel_major.supported` takes (the wide layout's
+    extra columns would cost their full share of its weight-bound GEMMs)."""
+    return _weight_bound(g) and pixel_major.supported(g, array)
+
+
 def _winograd(g: ConvGeometry) -> bool:
     """Whether Winograd runs this conv: :func:`winograd.supported`, and not
     :func:`_weight_bound` (its transformed weight, or weight gradient, is a fresh array 16/9
@@ -67,6 +76,8 @@ def conv_forward(x, W, g: ConvGeometry, *, shifted_windows: bool = True):
         return _depthwise_forward(x, W, g)
     if _is_pointwise(g):
         return _pointwise_forward(x, W, g)
+    if _pixel_major(g, x):
+        return pixel_major.forward(x, W, g)
     if shifted_windows and _shifted(g, x):
         return shifted.forward(x, W, g)
     if _winograd(g):
@@ -94,6 +105,8 @@ def conv_grad_input(gy, W, g: ConvGeometry, *, shifted_windows: bool = True):
     gy = xp.ascontiguousarray(gy)
     if _is_pointwise(g):
         return _pointwise_grad_input(gy, W, g)
+    if _pixel_major(g, gy):
+        return pixel_major.grad_input(gy, W, g)
     reversed_g = _reversed_geometry(g)
     if reversed_g is None:
         return _depthwise_grad_input(gy, W, g) if _is_depthwise(g) else _gemm_grad_input(gy, W, g)
@@ -110,6 +123,8 @@ def conv_grad_weight(x, gy, g: ConvGeometry):
         return _depthwise_grad_weight(x, gy, g)
     if _is_pointwise(g):
         return _pointwise_grad_weight(x, gy, g)
+    if _pixel_major(g, x):
+        return pixel_major.grad_weight(x, gy, g)
     if _winograd(g):
         return _winograd_pass(x, g, gy=gy)[1]
     return _gemm_pass(x, g, gy=gy)[1]
@@ -175,7 +190,7 @@ def conv_forward_and_grad_weight(x, W, gy, g: ConvGeometry) -> tuple:
     paths both read the same columns (or transform) of x, built once."""
     if W is None and gy is None:
         return None, None
-    if _is_depthwise(g) or _is_pointwise(g):
+    if _is_depthwise(g) or _is_pointwise(g) or _pixel_major(g, x):
         y = None if W is None else conv_forward(x, W, g)
         return y, None if gy is None else conv_grad_weight(x, gy, g)
     xp = backend.get_array_module(x)

@@ -23,6 +23,7 @@ from minigrad.ops.conv import (
     dispatch,
     functions,
     gemm,
+    pixel_major,
     reversed_kernel,
     shifted,
 )
@@ -635,16 +636,18 @@ def test_a_frozen_weight_keeps_no_activation_alive(device):
 @pytest.mark.parametrize("padding", [1, "same", 0])
 def test_conv2d_weight_bound_backward_takes_col2im(device, monkeypatch, padding, dtype):
     """A stride-1 conv whose weight outnumbers its input (a small image with many channels)
-    takes its input gradient by col2im and its weight gradient from x's columns, neither
-    through the reversed kernel nor Winograd (even with the channel floor lowered); both
-    match PyTorch."""
+    takes its input gradient by col2im (on the CPU, from the compact pixel-major columns)
+    and its weight gradient from x's columns, neither through the reversed kernel nor
+    Winograd (even with the channel floor lowered); both match PyTorch."""
     monkeypatch.setattr(reversed_kernel, "WEIGHT_BOUND_ELEMENTS", 1)
     monkeypatch.setattr(reversed_kernel, "WEIGHT_BOUND_RATIO", 2)
     monkeypatch.setattr(winograd, "MIN_CHANNELS", 2)
     monkeypatch.setattr(winograd, "forward_and_grad_weight", None)  # never called
     calls = []
-    original = dispatch._gemm_grad_input
-    monkeypatch.setattr(dispatch, "_gemm_grad_input", lambda *a: calls.append(1) or original(*a))
+    name = "grad_input" if device == "cpu" else "_gemm_grad_input"
+    owner = pixel_major if device == "cpu" else dispatch
+    original = getattr(owner, name)
+    monkeypatch.setattr(owner, name, lambda *a: calls.append(1) or original(*a))
     monkeypatch.setattr(dispatch, "_grads_from_gy", None)  # never called
     x, w = random_array(0, (2, 4, 3, 4), dtype), random_array(1, (6, 4, 3, 3), dtype)
     check_parity(
