@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import sys
 import threading
+
+import numpy
 
 from minigrad import backend
 
@@ -320,9 +323,26 @@ def _accumulate(leaf, grad, tensor_cls, handed_out: set) -> None:
     if not leaf.requires_grad:
         return
     if leaf.grad is None:
-        if id(grad) in handed_out or getattr(grad, "base", None) is not None:
+        if id(grad) in handed_out or not _owns_its_memory(grad):
             grad = grad.copy()
         handed_out.add(id(grad))
         leaf.grad = tensor_cls._wrap(grad)
     else:
         leaf.grad = tensor_cls._wrap(leaf.grad.data + grad)
+
+
+def _owns_its_memory(grad) -> bool:
+    """Whether no other array can see ``grad``'s memory: it owns it, or (NumPy) it is a view
+    of all of an array that owns it and that nothing else refers to (CPython's reference
+    count: the view's own reference and the call's), as a kernel's fresh
+    ``product.reshape(weight_shape)`` is. Copying those cost 98 MB of copies per training
+    step of a ResNet34-U-Net (24M conv weights), 10-15 ms."""
+    if getattr(grad, "base", None) is None:
+        return True
+    return (
+        isinstance(grad, numpy.ndarray)
+        and isinstance(grad.base, numpy.ndarray)
+        and grad.base.base is None
+        and grad.base.size == grad.size
+        and sys.getrefcount(grad.base) == 2
+    )

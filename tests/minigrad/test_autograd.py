@@ -202,3 +202,45 @@ def test_numpy_and_zero_dim_scalars_do_not_upcast(device):
     assert (
         mg.arange(2, device=device) * mg.tensor(2.0, dtype=mg.float64, device=device)
     ).dtype == (np.float64)
+
+
+class _ViewGradient(mg.autograd.Function):
+    """y = x; its backward returns a view of a fresh array: all of it reshaped ("whole"),
+    the same while the Function keeps the array ("kept"), or the first part of a larger
+    array ("part")."""
+
+    def forward(self, x, *, kind):
+        self.kind = kind
+        return x.copy()
+
+    def backward(self, gy):
+        fresh = np.ones(2 * gy.size if self.kind == "part" else gy.size, dtype=gy.dtype)
+        if self.kind == "kept":
+            self.kept = fresh
+        self.returned = fresh[: gy.size].reshape(gy.shape)
+        return self.returned
+
+
+def _leaf_gradient_of_view(kind):
+    x = mg.tensor(np.zeros((2, 3)), requires_grad=True)
+    y = _ViewGradient.apply(x, kind=kind)
+    fn = y.grad_fn
+    y.backward(mg.ones(2, 3, dtype=mg.float64))
+    np.testing.assert_array_equal(x.grad.numpy(), np.ones((2, 3)))
+    return x.grad.data, fn
+
+
+def test_a_fresh_reshaped_gradient_is_kept_without_a_copy():
+    grad, fn = _leaf_gradient_of_view("whole")
+    assert np.shares_memory(grad, fn.returned)
+
+
+def test_a_view_of_an_array_held_elsewhere_is_copied():
+    grad, fn = _leaf_gradient_of_view("kept")
+    assert not np.shares_memory(grad, fn.kept)
+
+
+def test_part_of_a_larger_array_is_copied():
+    """Keeping the slice would keep all of its base alive."""
+    grad, fn = _leaf_gradient_of_view("part")
+    assert not np.shares_memory(grad, fn.returned) and grad.base is None
