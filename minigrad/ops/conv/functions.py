@@ -139,6 +139,9 @@ def conv2d(
     - on the CPU, both gradients of a stride-1 conv from gy's columns (or Winograd transform)
       when the GEMM shape pays; the weight-gradient GEMM transposed when gy is the thinner
       operand;
+    - on the CPU, a conv whose weight outnumbers its input (a small image with many
+      channels) on compact channels-last columns, with none of the wide layout's extras,
+      its two gradients side by side on two threads;
     - x kept for backward only when the weight needs a gradient, W only when x does;
     - CPU results with an inf or NaN computed again the plain way, so they land where
       PyTorch's do (:mod:`minigrad.ops.conv.nonfinite`).
