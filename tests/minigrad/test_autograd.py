@@ -244,3 +244,19 @@ def test_part_of_a_larger_array_is_copied():
     """Keeping the slice would keep all of its base alive."""
     grad, fn = _leaf_gradient_of_view("part")
     assert not np.shares_memory(grad, fn.returned) and grad.base is None
+
+
+def test_a_broadcast_gradient_becomes_a_writeable_grad():
+    """Sum over an axis of size 1 returns a broadcast (read-only) view of a fresh array the
+    size of x: the leaf gets a writeable copy, which zero_grad can fill."""
+    x = mg.tensor(np.ones((2, 1, 3)), requires_grad=True)
+    (x.sum(dim=1) * 3).sum().backward()
+    assert x.grad.data.flags.writeable
+    x.grad.data[...] = 0
+
+
+def test_a_transposed_gradient_becomes_a_contiguous_grad():
+    w = mg.tensor(np.ones((2, 3)), requires_grad=True)
+    (w.transpose(0, 1) * mg.tensor(np.arange(6.0).reshape(3, 2))).sum().backward()
+    assert w.grad.data.flags.c_contiguous
+    np.testing.assert_array_equal(w.grad.numpy(), np.arange(6.0).reshape(3, 2).T)

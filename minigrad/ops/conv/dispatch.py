@@ -134,16 +134,17 @@ def conv_grads(x, W, gy, g: ConvGeometry) -> tuple:
     """(:func:`conv_grad_input`, :func:`conv_grad_weight`): the backward of a conv2d whose input
     and weight both need a gradient.
 
-    On the CPU a stride-1 conv (im2col or Winograd) can take both from gy's columns (or
-    transform), :func:`_grads_from_gy`, when :func:`_backward_shares_gy` says it pays. On
-    the GPU, where the check for non-finite results would wait for the device, they stay
-    separate.
+    On the CPU a weight-bound conv takes the two side by side on two threads
+    (:func:`_grads_side_by_side`), and a stride-1 conv (im2col or Winograd) can take both
+    from gy's columns (or transform), :func:`_grads_from_gy`, when
+    :func:`_backward_shares_gy` says it pays. On the GPU, where the check for non-finite
+    results would wait for the device, they stay separate.
     """
     xp = backend.get_array_module(gy)
     gy = xp.ascontiguousarray(gy)
-    reversed_g = _reversed_geometry(g)
     if _side_by_side(g, gy):
         return _grads_side_by_side(x, W, gy, g)
+    reversed_g = _reversed_geometry(g)
     if not backend.is_cpu_array(gy) or not _backward_shares_gy(g, reversed_g):
         return conv_grad_input(gy, W, g, shifted_windows=False), conv_grad_weight(x, gy, g)
     return _grads_from_gy(x, W, gy, g, reversed_g)

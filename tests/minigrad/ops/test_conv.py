@@ -589,7 +589,8 @@ def test_numpy_integer_groups_are_accepted(device):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_weight_bound_gradients_run_side_by_side(monkeypatch, dtype):
     """On the CPU a weight-bound conv's two gradients run at once, each on its own thread
-    with BLAS single-threaded, and still match PyTorch."""
+    with BLAS single-threaded (the weight gradient on the calling thread), and still match
+    PyTorch."""
     if not dispatch.cblas.can_run_single_threaded():
         pytest.skip("NumPy's BLAS cannot be held on one thread here")
     monkeypatch.setattr(reversed_kernel, "WEIGHT_BOUND_ELEMENTS", 1)
@@ -623,6 +624,7 @@ def test_weight_bound_gradients_run_side_by_side(monkeypatch, dtype):
         reduction=36,
     )
     assert len(set(threads.values())) == 2 and single
+    assert threads["conv_grad_weight"] == threading.current_thread().name  # the arena rule
 
 
 def test_a_frozen_weight_keeps_no_activation_alive(device):

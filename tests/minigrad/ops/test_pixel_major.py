@@ -80,14 +80,19 @@ def test_conv2d_matches_torch(every_conv_weight_bound, path_calls, case, dtype, 
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("padding", [0, 1])
-def test_conv_transpose2d_matches_torch(every_conv_weight_bound, path_calls, dtype, padding):
+@pytest.mark.parametrize(
+    ("padding", "dilation", "output_padding"), [(0, 1, 0), (1, 1, 0), (1, 2, 1)]
+)
+def test_conv_transpose2d_matches_torch(
+    every_conv_weight_bound, path_calls, dtype, padding, dilation, output_padding
+):
     """conv_transpose2d (stride 1) has conv2d's input gradient as its forward, and conv2d's
     forward and weight gradient as its backward."""
     x, w = random_array(0, (2, 5, 4, 3), dtype), random_array(1, (5, 3, 3, 3), dtype)
+    options = dict(padding=padding, dilation=dilation, output_padding=output_padding)
     check_parity(
-        lambda a, b: conv_transpose2d(a, b, padding=padding),
-        lambda a, b: TF.conv_transpose2d(a, b, padding=padding),
+        lambda a, b: conv_transpose2d(a, b, **options),
+        lambda a, b: TF.conv_transpose2d(a, b, **options),
         [x, w],
         "cpu",
         reduction=45,
@@ -97,8 +102,8 @@ def test_conv_transpose2d_matches_torch(every_conv_weight_bound, path_calls, dty
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_same_numbers_as_wide_im2col(dtype):
-    """The columns hold the same products in the same order as im2col's wide layout, so
-    the forward and the weight gradient agree with it to the last bits or nearly."""
+    """The columns hold the same products as im2col's wide layout, so the forward and the
+    weight gradient agree with it to rounding."""
     x, w = random_array(0, (3, 6, 5, 4), dtype), random_array(1, (7, 6, 3, 3), dtype)
     gy = random_array(2, (3, 7, 5, 4), dtype)
     g = conv2d_geometry("conv2d", x.shape, w.shape, 1, 1, 1, 1)
