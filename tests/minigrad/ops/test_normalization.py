@@ -99,6 +99,27 @@ def test_batch_norm_matches_torch(
     _compare_with_torch(ours, theirs, x, (weight, bias), stats, device, training, layout)
 
 
+@pytest.mark.parametrize(("split", "reused"), [(1 << 30, True), (1, False)])
+@pytest.mark.parametrize("norm", ["batch", "instance"])
+def test_a_one_block_backward_reuses_the_centred_input(monkeypatch, split, reused, norm):
+    """One block: the input gradient takes the centred input from the sums' pass; cut into
+    blocks (the split threshold lowered to every input): each block is centred again."""
+    monkeypatch.setattr(normalization, "_SPLIT_MIN_ELEMENTS", split)
+    monkeypatch.setattr(normalization, "_BLOCK_ELEMENTS", 16)
+    given_centred = []
+    original = normalization._input_grad
+
+    def recording(*args, centered=None):
+        given_centred.append(centered is not None)
+        return original(*args, centered=centered)
+
+    monkeypatch.setattr(normalization, "_input_grad", recording)
+    x = random_array(3, (2, 3, 4, 5), np.float64)
+    affine = (random_array(4, (3,), np.float64), random_array(5, (3,), np.float64))
+    _compare_with_torch(*_train_both_ways(norm), x, affine, _stats(6, 3, np.float64), "cpu", True)
+    assert given_centred == [reused]
+
+
 @settings(max_examples=30)
 @given(
     shape=_cases(min_spatial_dims=1),
