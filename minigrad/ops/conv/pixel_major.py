@@ -27,7 +27,7 @@ inf in x can meet a zero it should not.
 from __future__ import annotations
 
 from minigrad import backend
-from minigrad.ops.im2col import ConvGeometry, scratch
+from minigrad.ops.im2col import ConvGeometry, PaddedLayout, scratch
 
 
 def supported(g: ConvGeometry, array) -> bool:
@@ -44,10 +44,9 @@ def supported(g: ConvGeometry, array) -> bool:
 
 
 def _padded_sides(g: ConvGeometry) -> tuple:
-    """(hp, wp): the padded image's sides, wide enough for every window."""
-    hp = max(g.pad_h + g.in_h, g.out_h + (g.kh - 1) * g.dy)
-    wp = max(g.pad_w + g.in_w, g.out_w + (g.kw - 1) * g.dx)
-    return hp, wp
+    """(hp, wp): the padded image's sides, wide enough for every window (im2col's own)."""
+    layout = PaddedLayout(g)
+    return layout.hp, layout.wp
 
 
 def _windows(padded, g: ConvGeometry):
