@@ -24,6 +24,8 @@ to it); this package is the fast one. Read it in this order:
   - :mod:`~minigrad.ops.conv.reversed_kernel`: the input gradient of a stride-1 conv as a
     conv of gy with the reversed kernel (faster than the col2im scatter), and both gradients
     from gy's columns;
+  - :mod:`~minigrad.ops.conv.sub_pixel`: the input gradient of a strided conv (the
+    conv_transpose2d output) as one stride-1 conv of gy per output phase;
 
 - :mod:`~minigrad.ops.conv.nonfinite`: the fast paths' CPU results checked for inf and NaN,
   and recomputed the plain way where PyTorch would put them elsewhere;

@@ -9,7 +9,8 @@ Each picks its path from the geometry alone: depthwise, pointwise, the shifted-w
 (dense stride-1 convs on the CPU, :mod:`~minigrad.ops.conv.shifted`), Winograd (3x3 stride 1
 with many channels per group) or im2col + GEMM. The input gradient of a stride-1 conv is the conv
 of gy with the reversed kernel, which makes the same choice (in conv2d's backward without the
-shifted windows, see :func:`conv_grad_input`); strided convs take col2im. A conv
+shifted windows, see :func:`conv_grad_input`); strided convs take col2im, or one stride-1 conv
+per output phase (:mod:`~minigrad.ops.conv.sub_pixel`). A conv
 whose large weight outnumbers its input many times (:func:`_weight_bound`) takes neither
 Winograd nor the reversed kernel: their weight-sized temporaries cost more than they save.
 On the CPU it runs on compact pixel-major columns instead (:mod:`~minigrad.ops.conv.
@@ -18,9 +19,11 @@ pixel_major`), its two gradients side by side.
 
 from __future__ import annotations
 
+import functools
+
 from minigrad import backend, cblas, parallel
 from minigrad.ops import winograd
-from minigrad.ops.conv import pixel_major, shifted
+from minigrad.ops.conv import pixel_major, shifted, sub_pixel
 from minigrad.ops.conv.depthwise import (
     _depthwise_forward,
     _depthwise_grad_input,
@@ -90,7 +93,9 @@ def conv_grad_input(gy, W, g: ConvGeometry, *, shifted_windows: bool = True):
 
     This is also the forward of conv_transpose2d with the same weight. A stride-1 conv's
     adjoint is itself a conv (of gy with the reversed kernel, see :func:`_reversed_geometry`),
-    which is faster than the scatter of col2im; strided convs take col2im(W^T @ gy). On the
+    which is faster than the scatter of col2im; strided convs take col2im(W^T @ gy), or, where
+    :func:`sub_pixel.pays`, one stride-1 conv of gy per output phase (:mod:`~minigrad.ops.conv.
+    sub_pixel`), each on these same paths. On the
     Winograd path the reversed kernel's transform is made from W itself
     (:func:`_winograd_grads`); the other paths take W reversed.
 
@@ -107,6 +112,9 @@ def conv_grad_input(gy, W, g: ConvGeometry, *, shifted_windows: bool = True):
         return _pointwise_grad_input(gy, W, g)
     if _pixel_major(g, gy):
         return pixel_major.grad_input(gy, W, g)
+    if sub_pixel.pays(g, gy):
+        phase_conv = functools.partial(conv_forward, shifted_windows=shifted_windows)
+        return sub_pixel.grad_input(gy, W, g, phase_conv)
     reversed_g = _reversed_geometry(g)
     if reversed_g is None:
         return _depthwise_grad_input(gy, W, g) if _is_depthwise(g) else _gemm_grad_input(gy, W, g)
