@@ -24,7 +24,7 @@ import math
 
 from minigrad import backend
 from minigrad.ops.conv.depthwise import _is_depthwise
-from minigrad.ops.conv.reversed_kernel import _reversed_weight
+from minigrad.ops.conv.reversed_kernel import _reversed_weight, _weight_bound
 from minigrad.ops.im2col import ConvGeometry, PaddedLayout
 
 MIN_CHANNELS = 32
@@ -33,10 +33,12 @@ MIN_PHASE_ELEMENTS = 1 << 16
 
 def pays(g: ConvGeometry, gy) -> bool:
     """Whether the phases compute the input gradient of ``g`` on array ``gy``: a NumPy array,
-    a strided dense conv (the depthwise path has its own) whose windows overlap (disjoint
-    ones, as in a 2x2 stride-2 transposed conv, make col2im a plain copy), with at least
-    MIN_CHANNELS input channels and MIN_PHASE_ELEMENTS values per sample in each phase's
-    output (about ``C*Ho*Wo``), where the phases' convs are wide enough to beat col2im.
+    a strided dense conv (the depthwise path has its own), not :func:`_weight_bound` (its
+    small image makes col2im cheap, as for every weight-bound conv), whose windows overlap
+    (disjoint ones, as in a 2x2 stride-2 transposed conv, make col2im a plain copy), with
+    at least MIN_CHANNELS input channels and MIN_PHASE_ELEMENTS values per sample in each
+    phase's output (about ``C*Ho*Wo``), where the phases' convs are wide enough to beat
+    col2im.
 
     Measured here (batch 4, float32, 2 cores, 3x3 kernel, stride 2; gx channels, gy side):
     32 at 64x64 3.95 ms against 7.0 by col2im (5.2 against 9.8 in a SegNet step), 64 at
@@ -48,6 +50,7 @@ def pays(g: ConvGeometry, gy) -> bool:
         backend.is_cpu_array(gy)
         and (g.sy, g.sx) != (1, 1)
         and not _is_depthwise(g)
+        and not _weight_bound(g)
         and not PaddedLayout(g).disjoint
         and g.in_channels >= MIN_CHANNELS
         and g.in_channels * g.out_h * g.out_w >= MIN_PHASE_ELEMENTS
