@@ -71,12 +71,18 @@ class StackedLayout:
     ``hp``/``wp`` are the padded image's sides, ``flat = hp*wp`` one image, ``span`` the L
     columns of the output and of every window, ``row`` the length of one channel's row (the
     N images and ``reach`` more zeros, so that the farthest window ends inside it).
+
+    Neighbours share their padding: a padded row holds its left zeros and its values, and a
+    window that reads past its end reads the next row's left zeros instead of zeros of its
+    own (likewise each image's top rows pad the image before it, and ``reach`` the last).
+    So ``wp`` is ``pad_w + W`` rather than ``2*pad_w + W``: a 3x3 conv at 16x16 computes
+    17*17 wide columns per image instead of 18*18, 11% fewer, and 5% fewer at 32x32.
     """
 
     def __init__(self, g: ConvGeometry):
         self.g = g
-        self.hp = max(g.pad_h + g.in_h, g.out_h + (g.kh - 1) * g.dy)
-        self.wp = max(g.pad_w + g.in_w, g.out_w + (g.kw - 1) * g.dx)
+        self.hp = _padded_side(g.in_h, g.out_h, g.pad_h, (g.kh - 1) * g.dy)
+        self.wp = _padded_side(g.in_w, g.out_w, g.pad_w, (g.kw - 1) * g.dx)
         self.flat = self.hp * self.wp
         self.span = (g.batch - 1) * self.flat + g.out_h * self.wp
         reach = (g.kh - 1) * g.dy * self.wp + (g.kw - 1) * g.dx
@@ -106,6 +112,17 @@ class StackedLayout:
         """The (N, Co, Ho, Wo) outputs of a (Co, N*flat) wide buffer, as a new array."""
         g, xp = self.g, backend.get_array_module(wide)
         return xp.ascontiguousarray(self.images(wide)[:, :, : g.out_h, : g.out_w].swapaxes(0, 1))
+
+
+def _padded_side(size: int, out: int, before: int, extent: int) -> int:
+    """One side of the stacked layout's padded image, for an input side ``size`` padded by
+    ``before`` zeros first, an output side ``out`` and a dilated kernel ``extent`` - 1.
+
+    It must hold the ``before + size`` leading zeros and values and the ``out`` output
+    positions, and the farthest read, ``out - 1 + extent``, must fall no further into the
+    next image (or row) than its leading ``before`` zeros.
+    """
+    return max(before + size, out, out + extent - before)
 
 
 def _channel_chunks(channels: int) -> list:
