@@ -157,6 +157,31 @@ def test_channel_chunks_cover_all_channels_in_equal_parts(channels, chunk):
     assert len(chunks) == math.ceil(channels / chunk)
 
 
+@settings(max_examples=40)
+@given(
+    span=st.integers(1, 200_000),
+    column_bytes=st.sampled_from([4, 128, 256, 1024]),
+    threads=st.integers(1, 4),
+)
+@example(span=66_564, column_bytes=128, threads=2)
+def test_column_runs_tile_the_span_in_cache_sized_runs(span, column_bytes, threads):
+    """The runs tile the span in order, in equal shares per thread (an equal count each,
+    lengths differing by one at most), each run's output fits in MAX_RUN_BYTES (to a column's
+    rounding), and one run fewer per thread would not fit."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(parallel, "THREADS", threads)
+        runs = shifted._column_runs(span, column_bytes)
+    assert runs[0][0] == 0 and runs[-1][1] == span
+    assert all(stop == first for (_, stop), (first, _) in zip(runs, runs[1:], strict=False))
+    lengths = [stop - first for first, stop in runs]
+    assert min(lengths) >= 1 and max(lengths) - min(lengths) <= 1
+    used = max(1, min(threads, span // shifted.MIN_RUN_COLUMNS))
+    assert len(runs) % used == 0
+    assert max(lengths) * column_bytes <= shifted.MAX_RUN_BYTES + column_bytes
+    fewer = len(runs) - used
+    assert fewer == 0 or span * column_bytes > fewer * shifted.MAX_RUN_BYTES
+
+
 def test_float32_error_is_below_torchs():
     """The float32 output's norm-wise error from float64 (on the same float32 inputs) is below
     PyTorch's float32 conv2d's: each GEMM sums 64 products, not 576. Measured here: 1.41e-7
