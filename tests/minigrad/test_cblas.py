@@ -140,6 +140,24 @@ def test_offsets_and_leading_dimensions_match_matmul(dtype, beta, case, seed):
     np.testing.assert_array_equal(c[~inside], before[~inside])
 
 
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+def test_a_bound_gemm_sums_many_calls_at_their_offsets(dtype):
+    """One :class:`cblas.BoundGemm` over the same arrays, called per (block of rows, block
+    of columns, slice of the reduction) as the shifted conv calls it: C = A @ B, summed
+    over the k slices with beta=1 after the first, each block at its own offsets."""
+    m, n, k = 6, 10, 9
+    a, b = random_array(0, (m, k), dtype), random_array(1, (k, n), dtype)
+    c = np.full((m, n), np.nan, dtype=dtype)
+    gemm = cblas.BoundGemm(a, b, c)
+    for rows in ((0, 4), (4, 6)):
+        for columns in ((0, 3), (3, 10)):
+            for part, (first, stop) in enumerate(((0, 2), (2, 7), (7, 9))):
+                shape = (rows[1] - rows[0], columns[1] - columns[0], stop - first)
+                offsets = (rows[0] * k + first, first * n + columns[0], rows[0] * n + columns[0])
+                gemm(shape, offsets, (k, n, n), 1.0 if part else 0.0)
+    _check(c, a.astype(np.float64) @ b.astype(np.float64), dtype, k)
+
+
 def test_operands_are_not_written():
     a, b = random_array(0, (3, 4), np.float64), random_array(1, (4, 5), np.float64)
     a0, b0 = a.copy(), b.copy()

@@ -8,7 +8,7 @@ each sample ``hp - Ho`` garbage rows, cropped at the end). So the conv is
 
     Y_wide (Co, L) = sum over (i, j) of  W[:, :, i, j] (Co, C) @ X[:, off_ij : off_ij + L],
 
-``L = (N-1)*hp*wp + Ho*wp``, each term one BLAS GEMM that adds into Y (:func:`cblas.gemm`,
+``L = (N-1)*hp*wp + Ho*wp``, each term one BLAS GEMM that adds into Y (:class:`cblas.BoundGemm`,
 ``beta=1``) and reads its window in place: no im2col copy, 9x the input, is ever written.
 
 The sum also rounds better. One GEMM over im2col's columns adds C*kh*kw products in one
@@ -148,14 +148,17 @@ def forward(x, W, g: ConvGeometry):
     c, co = g.in_channels, g.out_channels
     lds = (c, layout.row, layout.flat * g.batch)
 
+    gemm = cblas.BoundGemm(taps, stacked, wide)
+    offsets, chunks = layout.offsets(), _channel_chunks(c)
+
     def columns(runs) -> None:
         for first_column, stop_column in runs:
             beta = 0.0
-            for tap, offset in enumerate(layout.offsets()):
-                for first, stop in _channel_chunks(c):
-                    offsets = (tap * co * c + first, first * layout.row + offset + first_column)
+            for tap, offset in enumerate(offsets):
+                for first, stop in chunks:
+                    where = (tap * co * c + first, first * layout.row + offset + first_column)
                     shape = (co, stop_column - first_column, stop - first)
-                    cblas.gemm(taps, stacked, wide, shape, (*offsets, first_column), lds, beta=beta)
+                    gemm(shape, (*where, first_column), lds, beta)
                     beta = 1.0
 
     runs = _column_runs(layout.span, co * x.dtype.itemsize)

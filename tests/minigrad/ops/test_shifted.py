@@ -106,8 +106,13 @@ def test_channel_chunks_match_torch(monkeypatch, chunk, dtype):
     monkeypatch.setattr(shifted, "CHUNK_CHANNELS", chunk)
     monkeypatch.setattr(parallel, "THREADS", 1)
     depths = []
-    original = cblas.gemm
-    monkeypatch.setattr(cblas, "gemm", lambda *a, **k: depths.append(a[3][2]) or original(*a, **k))
+    original = cblas.BoundGemm.__call__
+
+    def recorded(gemm, shape, *args):
+        depths.append(shape[2])
+        return original(gemm, shape, *args)
+
+    monkeypatch.setattr(cblas.BoundGemm, "__call__", recorded)
     x, w = random_array(0, (2, 5, 6, 7), dtype), random_array(1, (3, 5, 3, 2), dtype)
     g = conv2d_geometry("conv2d", x.shape, w.shape, 1, (1, 0), 1, 1)
     y = shifted.forward(x, w, g)
@@ -124,13 +129,13 @@ def test_threads_split_the_output_columns(monkeypatch, threads):
     monkeypatch.setattr(shifted, "CHUNK_CHANNELS", 2)
     monkeypatch.setattr(shifted, "MIN_RUN_COLUMNS", 1)
     runs = []
-    original = cblas.gemm
+    original = cblas.BoundGemm.__call__
 
-    def recorded(a, b, c, shape, offsets, lds, beta=0.0, **kwargs):
+    def recorded(gemm, shape, offsets, *args):
         runs.append((offsets[2], shape[1]))
-        return original(a, b, c, shape, offsets, lds, beta=beta, **kwargs)
+        return original(gemm, shape, offsets, *args)
 
-    monkeypatch.setattr(cblas, "gemm", recorded)
+    monkeypatch.setattr(cblas.BoundGemm, "__call__", recorded)
     x, w = random_array(0, (2, 5, 6, 7), np.float64), random_array(1, (3, 5, 3, 3), np.float64)
     g = conv2d_geometry("conv2d", x.shape, w.shape, 1, 1, 1, 1)
     _assert_matches(shifted.forward(x, w, g), _torch_conv(x, w, 1, 1), np.float64, 45)
