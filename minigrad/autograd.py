@@ -331,6 +331,52 @@ def _accumulate(leaf, grad, tensor_cls, handed_out: set) -> None:
         leaf.grad = tensor_cls._wrap(leaf.grad.data + grad)
 
 
+def output_grad_is_exclusive(grad) -> bool:
+    """Whether a ``backward`` may overwrite ``grad``, the output gradient it was called with:
+    a writeable NumPy array that owns its memory and that nothing but the calling
+    ``backward``'s own argument refers to (CPython's reference count, calibrated at import
+    on a fresh array passed the way the walk passes one).
+
+    The walk hands each gradient to one backward and keeps no reference itself, but an op
+    may pass one array to several inputs (``a + b``), a leaf may keep it as ``.grad``, or a
+    view of it may be pending elsewhere: each of those is a reference, and the gradient is
+    then not exclusive. So is every gradient where the reference count is unknown (not
+    CPython). Call it from ``backward`` itself, on its argument, as a statement of its own:
+    inside another call's arguments (``multiply(gy, m, out=gy if ...)``) the reference that
+    call already holds makes it False.
+    """
+    return (
+        _EXCLUSIVE_REFERENCES is not None
+        and isinstance(grad, numpy.ndarray)
+        and grad.base is None
+        and grad.flags.writeable
+        and sys.getrefcount(grad) == _EXCLUSIVE_REFERENCES
+    )
+
+
+def _references_one_call_below(grad) -> int:
+    """``sys.getrefcount(grad)`` counted one call below a backward, as in
+    :func:`output_grad_is_exclusive`."""
+    return sys.getrefcount(grad)
+
+
+def _calibrated_exclusive_references() -> int | None:
+    """What :func:`output_grad_is_exclusive` counts for a gradient nothing else refers to: a
+    fresh array passed straight into a method and counted one call below it, as the walk's
+    ``fn.backward(pending.pop(...))`` passes one."""
+    if not hasattr(sys, "getrefcount"):
+        return None
+
+    class Probe:
+        def backward(self, grad):
+            return _references_one_call_below(grad)
+
+    return Probe().backward(numpy.empty(1))
+
+
+_EXCLUSIVE_REFERENCES = _calibrated_exclusive_references()
+
+
 def _owns_its_memory(grad) -> bool:
     """Whether ``grad`` can be a leaf's ``.grad`` as it is: it owns its memory, or (NumPy)
     it is a writeable C-contiguous view of all of an array that owns it and that nothing

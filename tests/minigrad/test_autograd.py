@@ -260,3 +260,58 @@ def test_a_transposed_gradient_becomes_a_contiguous_grad():
     (w.transpose(0, 1) * mg.tensor(np.arange(6.0).reshape(3, 2))).sum().backward()
     assert w.grad.data.flags.c_contiguous
     np.testing.assert_array_equal(w.grad.numpy(), np.arange(6.0).reshape(3, 2).T)
+
+
+class _SeesItsGradient(mg.autograd.Function):
+    """y = 2x; its backward records whether its output gradient was exclusive, and returns
+    a fresh array (so the check is all it does with ``gy``)."""
+
+    def forward(self, x):
+        return 2 * x
+
+    def backward(self, gy):
+        type(self).seen.append(mg.autograd.output_grad_is_exclusive(gy))
+        return 2 * gy
+
+
+def _exclusive_seen(build) -> list:
+    _SeesItsGradient.seen = []
+    build()
+    return _SeesItsGradient.seen
+
+
+def test_a_gradient_made_for_one_backward_alone_is_exclusive():
+    x = mg.tensor(np.ones(3), requires_grad=True)
+    assert _exclusive_seen(lambda: (_SeesItsGradient.apply(x) * 3).sum().backward()) == [True]
+
+
+def test_the_callers_gradient_is_not_exclusive():
+    x = mg.tensor(np.ones(3), requires_grad=True)
+    seen = _exclusive_seen(lambda: _SeesItsGradient.apply(x).backward(mg.ones(3, dtype=mg.float64)))
+    assert seen == [False]
+
+
+def test_a_gradient_passed_to_two_inputs_is_exclusive_only_for_the_last_to_use_it():
+    """``a + b`` passes one array to both: while the other still holds it in the walk, it is
+    not exclusive."""
+    x = mg.tensor(np.ones(3), requires_grad=True)
+    seen = _exclusive_seen(
+        lambda: ((_SeesItsGradient.apply(x) + _SeesItsGradient.apply(x)) * 3).sum().backward()
+    )
+    assert seen == [False, True]
+
+
+def test_a_gradient_a_leaf_keeps_is_not_exclusive():
+    """``op(x) + leaf``: the leaf's ``.grad`` is the very array the op's backward gets."""
+    x, leaf = (mg.tensor(np.ones(3), requires_grad=True) for _ in range(2))
+    assert _exclusive_seen(lambda: ((_SeesItsGradient.apply(x) + leaf) * 3).sum().backward()) == [
+        False
+    ]
+
+
+def test_views_read_only_arrays_and_other_modules_are_not_exclusive():
+    assert not mg.autograd.output_grad_is_exclusive(np.ones(4)[:2])
+    read_only = np.ones(2)
+    read_only.flags.writeable = False
+    assert not mg.autograd.output_grad_is_exclusive(read_only)
+    assert not mg.autograd.output_grad_is_exclusive([1.0, 2.0])

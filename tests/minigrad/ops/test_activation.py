@@ -89,3 +89,40 @@ def test_activation_of_infinities_and_nan_matches_torch(device, name):
     expected = theirs(torch.tensor(x)).numpy()
     np.testing.assert_allclose(y.detach().cpu().numpy(), expected, rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(ours_x.grad.cpu().numpy(), xt.grad.numpy(), rtol=1e-5, atol=1e-7)
+
+
+def test_relu_backward_writes_into_an_exclusive_gradient_only():
+    """ReLU's backward reuses its output gradient's memory when nothing else refers to it,
+    and leaves a gradient that another input shares intact (``relu(a) + b``, with b's
+    ``.grad`` that very array): both leaves' gradients match PyTorch's."""
+    values = np.array([-1.0, 2.0, -3.0, 4.0], np.float32)
+    a, b = (mg.tensor(values, requires_grad=True) for _ in range(2))
+    ta, tb = (torch.tensor(values, requires_grad=True) for _ in range(2))
+    ((F.relu(a) + b) * 3).sum().backward()
+    ((TF.relu(ta) + tb) * 3).sum().backward()
+    np.testing.assert_array_equal(a.grad.numpy(), ta.grad.numpy())
+    np.testing.assert_array_equal(b.grad.numpy(), tb.grad.numpy())
+
+    x = mg.tensor(values, requires_grad=True)
+    y = F.relu(x)
+    upstream = y * 3
+    gy = np.full(4, 3.0, np.float32)
+    ran = y.grad_fn.backward(np.multiply(gy, 1))
+    assert not np.shares_memory(ran, gy)
+    np.testing.assert_array_equal(gy, 3.0)
+    upstream.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [0.0, 3.0, 0.0, 3.0])
+
+
+def test_relu_backward_reuses_the_memory_of_an_exclusive_gradient():
+    y = F.relu(mg.tensor(np.array([-1.0, 2.0], np.float32), requires_grad=True))
+    fresh_ids = []
+
+    def fresh():
+        array = np.full(2, 5.0, np.float32)
+        fresh_ids.append(id(array))
+        return array
+
+    result = y.grad_fn.backward(fresh())
+    assert id(result) == fresh_ids[0]
+    np.testing.assert_array_equal(result, [0.0, 5.0])
