@@ -27,28 +27,31 @@ from minigrad import backend, cblas, parallel
 from minigrad.ops.im2col import ConvGeometry, tile_parallel
 
 CHUNK_CHANNELS = 128
-MAX_CHANNELS = 128
-MAX_WIDE_ELEMENTS = 3 << 20
+MIN_CHANNELS = 8
+MAX_CHANNELS = 256
+MAX_WIDE_ELEMENTS = 1 << 24
 MIN_RUN_COLUMNS = 256
 MAX_RUN_BYTES = 3 << 19
 
 
 def pays(g: ConvGeometry) -> bool:
-    """Whether the shifted GEMMs run at least as fast as im2col + GEMM and Winograd: at most
-    MAX_CHANNELS input channels, and a wide output of at most MAX_WIDE_ELEMENTS (it is
-    read and written once per kernel offset, so it must stay in the cache).
+    """Whether the shifted GEMMs run at least as fast as im2col + GEMM and Winograd: from
+    MIN_CHANNELS to MAX_CHANNELS input channels, and a wide output of at most
+    MAX_WIDE_ELEMENTS (a transient buffer the size of the output).
 
     It runs conv2d's forward and conv_transpose2d's (stride 1); conv2d's input gradient keeps
     off it (:func:`~minigrad.ops.conv.dispatch.conv_grad_input`). Measured here (batch 4,
-    float32, 2 cores, forward and input gradient, before that choice): 64 -> 128
-    channels at 64x64 8.7 + 9.1 ms against 15.1 + 12.2, 128 -> 256 at 32x32 7.8 + 9.1
-    against 14.8 + 10.4; but 64 -> 64 at 128x128 (a 4.3M-element wide output) 31.5 + 29.3
-    against 27.1 + 23.0, and 256 -> 256 at 32x32 (Winograd's) 16.2 + 15.7 against 18.5 + 15.2.
+    float32, 2 cores, forward, rotated A/B, since the output runs fit in the cache,
+    :func:`_column_runs`), against the path taken otherwise: 64 -> 64 channels at 128x128
+    24.7-26.9 ms against 25.1-29.5 by im2col, 128 -> 64 at 128x128 49.3 against 57.4, 32 ->
+    64 at 128x128 14.1 against 15.6; 256 -> 128 at 16x16 4.3 against 4.5 by Winograd, 256 ->
+    256 at 32x32 18.0 against 19.3; but 512 -> 512 at 16x16 21.5 against 18.6 by Winograd, and
+    3 -> 64 at 64x64 2.23 against 1.93 by im2col (a GEMM over 3 channels per kernel offset).
     The weight gradient, one GEMM per kernel offset with a thin (Co, C) output, ran slower
     than im2col's or Winograd's in every case, so it stays theirs.
     """
     wide = g.out_channels * g.batch * StackedLayout(g).flat
-    return g.in_channels <= MAX_CHANNELS and wide <= MAX_WIDE_ELEMENTS
+    return MIN_CHANNELS <= g.in_channels <= MAX_CHANNELS and wide <= MAX_WIDE_ELEMENTS
 
 
 def supported(g: ConvGeometry, x) -> bool:

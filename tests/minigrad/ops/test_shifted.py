@@ -247,10 +247,14 @@ def test_supported_is_false_for_a_gpu_array():
     assert not shifted.supported(_geometry(), x)
 
 
-def test_pays_up_to_max_channels_and_wide_elements(monkeypatch):
-    g = _geometry(x_shape=(2, 128, 6, 6), w_shape=(4, 128, 3, 3))
-    assert shifted.pays(g)
-    assert not shifted.pays(_geometry(x_shape=(2, 129, 6, 6), w_shape=(4, 129, 3, 3)))
+def test_pays_from_min_to_max_channels_and_up_to_max_wide_elements(monkeypatch):
+    def channels(c):
+        return _geometry(x_shape=(2, c, 6, 6), w_shape=(4, c, 3, 3))
+
+    g = channels(shifted.MAX_CHANNELS)
+    assert shifted.pays(g) and shifted.pays(channels(shifted.MIN_CHANNELS))
+    assert not shifted.pays(channels(shifted.MAX_CHANNELS + 1))
+    assert not shifted.pays(channels(shifted.MIN_CHANNELS - 1))
     wide = g.out_channels * g.batch * shifted.StackedLayout(g).flat
     monkeypatch.setattr(shifted, "MAX_WIDE_ELEMENTS", wide)
     assert shifted.pays(g)
@@ -260,7 +264,9 @@ def test_pays_up_to_max_channels_and_wide_elements(monkeypatch):
 
 @pytest.fixture
 def shifted_calls(monkeypatch):
-    """The geometries of the convs that ran through ``shifted.forward``."""
+    """The geometries of the convs that ran through ``shifted.forward``, with MIN_CHANNELS
+    lowered to 1 so that these tests' few-channel convs qualify."""
+    monkeypatch.setattr(shifted, "MIN_CHANNELS", 1)
     calls = []
     original = shifted.forward
 
