@@ -164,22 +164,29 @@ def forward(x, W, g: ConvGeometry):
                     gemm(shape, (*where, first_column), lds, beta)
                     beta = 1.0
 
-    runs = _column_runs(layout.span, co * x.dtype.itemsize)
-    tile_parallel(columns, runs, shared=len(runs) > 1)
+    threads = _run_threads(layout.span)
+    runs = _column_runs(layout.span, co * x.dtype.itemsize, threads)
+    tile_parallel(columns, runs, shared=threads > 1)
     return layout.cropped_output(wide)
 
 
-def _column_runs(span: int, column_bytes: int) -> list:
-    """The (first, stop) runs of the ``span`` output columns: an equal number per CPU thread
-    (each of at least MIN_RUN_COLUMNS), and as many as it takes for a run's output to fit
-    in MAX_RUN_BYTES (``column_bytes`` per column).
+def _run_threads(span: int) -> int:
+    """How many CPU threads share the ``span`` output columns: one where BLAS cannot be held
+    on one thread per caller (:func:`cblas.can_run_single_threaded`), and none with fewer
+    than MIN_RUN_COLUMNS each."""
+    threads = parallel.THREADS if cblas.can_run_single_threaded() else 1
+    return max(1, min(threads, span // MIN_RUN_COLUMNS))
+
+
+def _column_runs(span: int, column_bytes: int, threads: int) -> list:
+    """The (first, stop) runs of the ``span`` output columns: an equal number per thread
+    (``threads`` of them), and as many as it takes for a run's output to fit in
+    MAX_RUN_BYTES (``column_bytes`` per column).
 
     A run's output is read and written once per kernel offset: past the core's L2 cache each
     of those passes goes to L3 or memory. Measured here (batch 4, float32, 2 cores, forward,
     rotated A/B): 32 -> 32 channels at 128x128 10.3 ms in runs of 12288 columns against
     13.1 in one run per thread, 64 -> 32 at 128x128 18.4 against 24.6.
     """
-    threads = parallel.THREADS if cblas.can_run_single_threaded() else 1
-    threads = max(1, min(threads, span // MIN_RUN_COLUMNS))
     per_thread = max(1, math.ceil(span * column_bytes / (threads * MAX_RUN_BYTES)))
     return [(a, b) for a, b in parallel.even_ranges(span, threads * per_thread) if b > a]

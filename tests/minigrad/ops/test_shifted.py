@@ -175,16 +175,37 @@ def test_column_runs_tile_the_span_in_cache_sized_runs(span, column_bytes, threa
     rounding), and one run fewer per thread would not fit."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(parallel, "THREADS", threads)
-        runs = shifted._column_runs(span, column_bytes)
+        used = shifted._run_threads(span)
+        runs = shifted._column_runs(span, column_bytes, used)
     assert runs[0][0] == 0 and runs[-1][1] == span
     assert all(stop == first for (_, stop), (first, _) in zip(runs, runs[1:], strict=False))
     lengths = [stop - first for first, stop in runs]
     assert min(lengths) >= 1 and max(lengths) - min(lengths) <= 1
-    used = max(1, min(threads, span // shifted.MIN_RUN_COLUMNS))
+    assert 1 <= used <= threads and (used == 1 or span // used >= shifted.MIN_RUN_COLUMNS)
     assert len(runs) % used == 0
     assert max(lengths) * column_bytes <= shifted.MAX_RUN_BYTES + column_bytes
     fewer = len(runs) - used
     assert fewer == 0 or span * column_bytes > fewer * shifted.MAX_RUN_BYTES
+
+
+def test_without_blas_thread_control_the_runs_stay_on_the_calling_thread(monkeypatch):
+    """Where BLAS cannot be held on one thread per caller, one thread runs every run of
+    columns, however many the cache calls for, and the output matches."""
+    monkeypatch.setattr(cblas, "can_run_single_threaded", lambda: False)
+    monkeypatch.setattr(shifted, "MAX_RUN_BYTES", 64)
+    calls = []
+    original = shifted.tile_parallel
+
+    def recorded(fn, runs, shared):
+        calls.append((len(runs), shared))
+        return original(fn, runs, shared)
+
+    monkeypatch.setattr(shifted, "tile_parallel", recorded)
+    x, w = random_array(0, (2, 5, 6, 7), np.float64), random_array(1, (3, 5, 3, 3), np.float64)
+    g = conv2d_geometry("conv2d", x.shape, w.shape, 1, 1, 1, 1)
+    _assert_matches(shifted.forward(x, w, g), _torch_conv(x, w, 1, 1), np.float64, 45)
+    ((count, shared),) = calls
+    assert count > 1 and shared is False
 
 
 def test_float32_error_is_below_torchs():
