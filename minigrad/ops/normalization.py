@@ -27,7 +27,10 @@ from minigrad.ops.checks import check_float_tensor, check_optional_tensor
 from minigrad.tensor import Tensor
 
 _BLOCK_ELEMENTS = 1 << 17  # values per block: 512 KiB of float32, cached with its temporaries
-_SPLIT_MIN_ELEMENTS = 1 << 20  # smaller inputs are one block: less Python per value, no handoff
+# Smaller inputs are one block: less Python per value, no handoff. Batch norm forward and
+# backward, batch 4, float32, 2 cores, rotated A/B: 64 channels at 64x64 (1M values) 4.67 ms
+# as one block against 5.15 cut, 256 at 32x32 3.82 against 4.93; at 2M values the two tie.
+_SPLIT_MIN_ELEMENTS = 1 << 21
 _MATMUL_MIN_LENGTH = 16  # lanes at least this long are reduced with a batched matmul
 
 
