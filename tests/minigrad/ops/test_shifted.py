@@ -162,6 +162,25 @@ def test_channel_chunks_cover_all_channels_in_equal_parts(channels, chunk):
     assert len(chunks) == math.ceil(channels / chunk)
 
 
+@pytest.mark.parametrize(
+    "kernel,padding,dilation,sides",
+    [
+        ((3, 3), 1, 1, (17, 17)),
+        ((3, 3), 0, 1, (16, 16)),
+        ((5, 3), (2, 1), 1, (18, 17)),
+        ((3, 3), 2, 2, (18, 18)),
+        ((3, 3), 3, 1, (20, 20)),
+    ],
+)
+def test_neighbours_share_their_padding(kernel, padding, dilation, sides):
+    """A padded row holds its left zeros and its values (the next row's left zeros pad it on
+    the right): a 3x3 "same" conv of a 16x16 image lays each image out as 17x17, not 18x18.
+    Padding wider than the kernel reaches makes more outputs than zeros and values (20 for
+    a 3x3 kernel padded by 3), and the side holds them."""
+    g = conv2d_geometry("conv2d", (2, 8, 16, 16), (4, 8, *kernel), 1, padding, dilation, 1)
+    assert (shifted.StackedLayout(g).hp, shifted.StackedLayout(g).wp) == sides
+
+
 @settings(max_examples=40)
 @given(
     span=st.integers(1, 200_000),
