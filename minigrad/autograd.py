@@ -349,6 +349,7 @@ def output_grad_is_exclusive(grad) -> bool:
         _EXCLUSIVE_REFERENCES is not None
         and isinstance(grad, numpy.ndarray)
         and grad.base is None
+        and grad.flags.owndata
         and grad.flags.writeable
         and sys.getrefcount(grad) == _EXCLUSIVE_REFERENCES
     )
@@ -363,7 +364,14 @@ def _references_one_call_below(grad) -> int:
 def _calibrated_exclusive_references() -> int | None:
     """What :func:`output_grad_is_exclusive` counts for a gradient nothing else refers to: a
     fresh array passed straight into a method and counted one call below it, as the walk's
-    ``fn.backward(pending.pop(...))`` passes one."""
+    ``fn.backward(pending.pop(...))`` passes one; None (never exclusive) where that cannot
+    be trusted.
+
+    It is counted with any trace or profile function switched off: a tracer that reads the
+    frames' locals (a debugger, coverage's Python tracer) adds references of its own, and a
+    count made under it would later pass a gradient that something else still holds. A
+    second probe holding one more reference must count exactly one more.
+    """
     if not hasattr(sys, "getrefcount"):
         return None
 
@@ -371,7 +379,20 @@ def _calibrated_exclusive_references() -> int | None:
         def backward(self, grad):
             return _references_one_call_below(grad)
 
-    return Probe().backward(numpy.empty(1))
+        def backward_holding_another(self, grad):
+            held = grad  # noqa: F841 - the one extra reference
+            return _references_one_call_below(grad)
+
+    tracer, profiler = sys.gettrace(), sys.getprofile()
+    sys.settrace(None)
+    sys.setprofile(None)
+    try:
+        alone = Probe().backward(numpy.empty(1))
+        held = Probe().backward_holding_another(numpy.empty(1))
+    finally:
+        sys.settrace(tracer)
+        sys.setprofile(profiler)
+    return alone if held == alone + 1 else None
 
 
 _EXCLUSIVE_REFERENCES = _calibrated_exclusive_references()

@@ -15,6 +15,11 @@ into its output, so the engine (minigrad/ops/conv/shifted.py) calls NumPy's own 
 (minigrad/cblas.py) with ``beta=1``. Each GEMM sums only C products per output instead of
 im2col's C*kh*kw in one accumulator, and the float32 result lands nearer float64.
 
+This walkthrough pads each image on both sides. The engine saves a little more: neighbouring
+rows and images share their zeros (a window that runs past a row's end reads the next row's
+left padding), so its rows are ``pad + W`` wide instead of ``2*pad + W``
+(``shifted.StackedLayout``).
+
 Run: python examples/internals/11_shifted_windows.py
 """
 
@@ -93,7 +98,7 @@ def float32_rounding() -> None:
 
 def main() -> None:
     rng = np.random.default_rng(1)
-    x, W = rng.standard_normal((2, 3, 4, 5)), rng.standard_normal((4, 3, 3, 3))
+    x, W = rng.standard_normal((2, 8, 4, 5)), rng.standard_normal((4, 8, 3, 3))
     one_window(x, pad=1)
     y = by_hand(x, W, pad=1)
     expected = reference.conv2d_forward(x, W, padding=1)

@@ -1,5 +1,8 @@
 """Autograd behaviour: accumulation, retain_graph, no_grad, deep chains, diamonds, errors."""
 
+import subprocess
+import sys
+import textwrap
 import weakref
 
 import numpy as np
@@ -285,7 +288,9 @@ def test_a_gradient_made_for_one_backward_alone_is_exclusive():
     assert _exclusive_seen(lambda: (_SeesItsGradient.apply(x) * 3).sum().backward()) == [True]
 
 
-def test_the_callers_gradient_is_not_exclusive():
+def test_the_root_gradient_is_not_exclusive():
+    """The gradient given to ``backward()`` is the caller's (and the walk keeps it to the end):
+    an op at the root never writes into it."""
     x = mg.tensor(np.ones(3), requires_grad=True)
     seen = _exclusive_seen(lambda: _SeesItsGradient.apply(x).backward(mg.ones(3, dtype=mg.float64)))
     assert seen == [False]
@@ -315,3 +320,32 @@ def test_views_read_only_arrays_and_other_modules_are_not_exclusive():
     read_only.flags.writeable = False
     assert not mg.autograd.output_grad_is_exclusive(read_only)
     assert not mg.autograd.output_grad_is_exclusive([1.0, 2.0])
+
+
+def test_a_tracer_at_import_does_not_make_shared_gradients_exclusive():
+    """A trace function that reads frames' locals (a debugger, coverage) adds references; a
+    count calibrated under it would pass a gradient that a leaf still holds (``b.grad``
+    below came out [0, 3, 0, 3] once). Calibrated in a fresh interpreter under such a
+    tracer, the gradients still match PyTorch's."""
+    code = textwrap.dedent(
+        """
+        import sys
+
+        def tracer(frame, event, arg):
+            frame.f_locals
+            return tracer
+
+        sys.settrace(tracer)
+        import minigrad.autograd
+        sys.settrace(None)
+        import numpy as np
+        import minigrad as mg
+        import minigrad.functional as F
+
+        a, b, c = (mg.tensor(np.array([-1.0, 2.0, -3.0, 4.0]), requires_grad=True) for _ in "abc")
+        (((F.relu(a) + b) + F.relu(c)) * 3).sum().backward()
+        print(b.grad.numpy().tolist(), a.grad.numpy().tolist())
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == "[3.0, 3.0, 3.0, 3.0] [0.0, 3.0, 0.0, 3.0]".split()

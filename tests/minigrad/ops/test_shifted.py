@@ -207,6 +207,31 @@ def test_column_runs_tile_the_span_in_cache_sized_runs(span, column_bytes, threa
     assert fewer == 0 or span * column_bytes > fewer * shifted.MAX_RUN_BYTES
 
 
+@pytest.mark.parametrize("threads,span_columns", [(4, 600), (4, 900), (2, 5000)])
+def test_each_thread_gets_one_equal_share_of_the_runs(monkeypatch, threads, span_columns):
+    """The runs go to the threads in one contiguous share each, as many shares as
+    :func:`shifted._run_threads` allows (not one per pool thread: 600 columns are two
+    threads' worth), of equally many runs."""
+    monkeypatch.setattr(parallel, "THREADS", threads)
+    monkeypatch.setattr(shifted, "MAX_RUN_BYTES", 256 * 8)
+    calls = []
+    original = shifted.tile_parallel
+
+    def recorded(fn, shares, shared):
+        calls.append([len(share) for share in shares])
+        return original(fn, shares, shared)
+
+    monkeypatch.setattr(shifted, "tile_parallel", recorded)
+    width = span_columns // 2 // 10 - 2  # 2 samples, 10 rows, pad 1: wp = width + 1
+    x = random_array(0, (2, 3, 9, width), np.float64)
+    w = random_array(1, (8, 3, 3, 3), np.float64)
+    g = conv2d_geometry("conv2d", x.shape, w.shape, 1, 1, 1, 1)
+    _assert_matches(shifted.forward(x, w, g), _torch_conv(x, w, 1, 1), np.float64, 27)
+    (counts,) = calls
+    assert len(counts) == shifted._run_threads(shifted.StackedLayout(g).span)
+    assert len(set(counts)) == 1
+
+
 def test_without_blas_thread_control_the_runs_stay_on_the_calling_thread(monkeypatch):
     """Where BLAS cannot be held on one thread per caller, one thread runs every run of
     columns, however many the cache calls for, and the output matches."""
@@ -215,16 +240,16 @@ def test_without_blas_thread_control_the_runs_stay_on_the_calling_thread(monkeyp
     calls = []
     original = shifted.tile_parallel
 
-    def recorded(fn, runs, shared):
-        calls.append((len(runs), shared))
-        return original(fn, runs, shared)
+    def recorded(fn, shares, shared):
+        calls.append(([len(share) for share in shares], shared))
+        return original(fn, shares, shared)
 
     monkeypatch.setattr(shifted, "tile_parallel", recorded)
     x, w = random_array(0, (2, 5, 6, 7), np.float64), random_array(1, (3, 5, 3, 3), np.float64)
     g = conv2d_geometry("conv2d", x.shape, w.shape, 1, 1, 1, 1)
     _assert_matches(shifted.forward(x, w, g), _torch_conv(x, w, 1, 1), np.float64, 45)
-    ((count, shared),) = calls
-    assert count > 1 and shared is False
+    ((counts, shared),) = calls
+    assert len(counts) == 1 and counts[0] > 1 and shared is False
 
 
 def test_float32_error_is_below_torchs():
