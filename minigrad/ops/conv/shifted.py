@@ -167,7 +167,7 @@ def forward(x, W, g: ConvGeometry):
 
     threads = _run_threads(layout.span)
     runs = _column_runs(layout.span, co * x.dtype.itemsize, threads)
-    shares = [runs[a:b] for a, b in parallel.even_ranges(len(runs), threads)]  # one a thread
+    shares = [runs[a:b] for a, b in parallel.even_ranges(len(runs), threads)]  # one per thread
     tile_parallel(lambda part: columns([r for share in part for r in share]), shares, threads > 1)
     return layout.cropped_output(wide)
 
