@@ -123,3 +123,23 @@ def test_relu_backward_reuses_the_memory_of_an_exclusive_gradient():
     result = y.grad_fn.backward(fresh())
     assert id(result) == fresh_ids[0]
     np.testing.assert_array_equal(result, [0.0, 5.0])
+
+
+@pytest.mark.parametrize("shape", [(2, 4, 8, 8), (5, 103), (3, 4, 9)])
+@pytest.mark.parametrize("transposed", [False, True])
+def test_relu_of_arrays_longer_than_a_zero_row_matches_torch(device, shape, transposed):
+    """The host's ReLU runs contiguous arrays as rows of ZERO_ROW values plus a tail
+    (shapes with and without a tail, and one shorter than a row), with infinities and NaNs
+    spread over both parts; a transposed input takes the plain loop."""
+    x = random_array(4, shape, np.float32)
+    flat = x.reshape(-1)
+    flat[::37], flat[5::41], flat[7::43], flat[-1] = np.nan, -np.inf, np.inf, np.nan
+    if transposed:
+        x = x.T
+    xt = torch.tensor(x, requires_grad=True)
+    TF.relu(xt).backward(torch.ones_like(xt))
+    ours_x = mg.tensor(x, device=device, requires_grad=True)
+    y = F.relu(ours_x)
+    y.backward(mg.ones(y.shape, device=device))
+    np.testing.assert_array_equal(y.detach().cpu().numpy(), TF.relu(torch.tensor(x)).numpy())
+    np.testing.assert_array_equal(ours_x.grad.cpu().numpy(), xt.grad.numpy())
