@@ -73,6 +73,20 @@ class _Blocks:
                 for j in range(0, c, step)
             ]
             self.group_sizes = [1] * n
+        self.repeats_lanes = on_host and not per_instance and min(self.group_sizes) > 1
+
+    def per_lane(self, values):
+        """A block's per-channel values (1, cb, 1) as the operand of an elementwise pass over
+        the block (nb, cb, L): repeated along the lanes into (1, cb, L) for batch norm on the
+        host when a block holds several samples, else as they are.
+
+        NumPy runs a (1, cb, 1) operand's zero strides in a loop of L values per lane; with
+        (1, cb, L) it merges the last two axes into one loop of cb*L, and the repeat costs a
+        fraction of a pass (1/nb of the block). Measured here, ``y = x * scale + shift`` on
+        float32 (4, 256, 64): 22 us against 36; (4, 64, 1024): 84 against 119."""
+        if not self.repeats_lanes or values.shape[0] != 1:
+            return values
+        return backend.get_array_module(values).repeat(values, self.length, axis=2)
 
     def partials(self, xp, dtype):
         """A zeroed array for per-block partial sums: (N, C) or (G, C)."""
@@ -239,8 +253,11 @@ def _statistics_dtype(x3):
 
     Float32 sums put the mean about 1e-7 off, as large as the output's own rounding: a
     float32 batch norm came out 1.2-1.6x further from float64 than PyTorch's, and 1.0-1.2x
-    with the block sums in float64. The centred sums of squares stay in float32 (their
-    error is relative to the variance, not to the mean); the pass costs the same.
+    with the block sums in float64. Each block's own sums stay float32 BLAS products, made
+    exact by a correction from the centred values (:func:`_moments`): the outputs and
+    gradients came out as far from float64 as with NumPy's float64 sums of x, at means up to
+    300 times the spread. The centred sums of squares stay in float32 (their error is
+    relative to the variance, not to the mean).
     """
     xp = backend.get_array_module(x3)
     if backend.is_cpu_array(x3) and x3.dtype.itemsize < 8:
@@ -265,7 +282,7 @@ def _moments(x3, geo: _Blocks, dtype) -> tuple:
         at = geo.at(group, ns, cs)
         block_count = geo.length if geo.per_instance else geo.group_sizes[group] * geo.length
         rough = geo.lane_sum(block) / block.dtype.type(block_count)
-        centered = block - _coefficient(rough)
+        centered = block - geo.per_lane(_coefficient(rough))
         shift = geo.lane_sum(centered).astype(dtype)
         sums[at] = rough.astype(dtype) * block_count + shift
         m2[at] = geo.lane_dot(centered, centered).astype(dtype) - shift * shift / block_count
@@ -292,7 +309,7 @@ def _gradient_sums(gy3, x3, mean, geo: _Blocks) -> tuple:
         block = _at_least_float32(gy3[ns, cs])
         at = geo.at(group, ns, cs)
         sum_gy[at] = geo.lane_sum(block)
-        centered = _at_least_float32(x3[ns, cs]) - _block_of(mean, ns, cs)
+        centered = _at_least_float32(x3[ns, cs]) - geo.per_lane(_block_of(mean, ns, cs))
         sum_gy_xc[at] = geo.lane_dot(block, centered)
         if len(geo.blocks) == 1 and centered.dtype == gy3.dtype:
             kept.append(centered)
@@ -314,9 +331,9 @@ def _scale_and_shift(x3, scale, shift, geo: _Blocks):
     y3 = y.reshape(geo.view)
 
     def scale_and_shift(group, ns, cs):
-        out = xp.multiply(x3[ns, cs], _block_of(scale, ns, cs), out=y3[ns, cs])
+        out = xp.multiply(x3[ns, cs], geo.per_lane(_block_of(scale, ns, cs)), out=y3[ns, cs])
         if shift is not None:
-            out += _block_of(shift, ns, cs)
+            out += geo.per_lane(_block_of(shift, ns, cs))
 
     geo.run(scale_and_shift)
     return y
@@ -331,11 +348,14 @@ def _input_grad(gy3, x3, mean, k1, k2, k3, geo: _Blocks, centered=None):
     gx3 = gx.reshape(geo.view)
 
     def input_grad(group, ns, cs):
-        g = xp.multiply(gy3[ns, cs], _block_of(k1, ns, cs), out=gx3[ns, cs])
-        block = x3[ns, cs] - _block_of(mean, ns, cs) if centered is None else centered
-        block *= _block_of(k3, ns, cs)
+        g = xp.multiply(gy3[ns, cs], geo.per_lane(_block_of(k1, ns, cs)), out=gx3[ns, cs])
+        if centered is None:
+            block = x3[ns, cs] - geo.per_lane(_block_of(mean, ns, cs))
+        else:
+            block = centered
+        block *= geo.per_lane(_block_of(k3, ns, cs))
         g -= block
-        g -= _block_of(k2, ns, cs)
+        g -= geo.per_lane(_block_of(k2, ns, cs))
 
     geo.run(input_grad)
     return gx
