@@ -92,10 +92,12 @@ def forward(x, W, g: ConvGeometry):
     return xp.ascontiguousarray(out.transpose(1, 0, 2, 3))
 
 
-def grad_weight(x, gy, g: ConvGeometry):
-    """The weight gradient ``gy @ col`` (Co, C, kh, kw) of x and gy (N, Co, Ho, Wo)."""
+def grad_weight(x, gy, g: ConvGeometry, out=None):
+    """The weight gradient ``gy @ col`` (Co, C, kh, kw) of x and gy (N, Co, Ho, Wo), written
+    into ``out`` (a C-contiguous array of the weight's shape) when given."""
     xp = backend.get_array_module(x)
-    return xp.matmul(_channel_major(gy), _columns(x, g)).reshape(g.weight_shape)
+    target = None if out is None else out.reshape(g.out_channels, g.col_rows)
+    return xp.matmul(_channel_major(gy), _columns(x, g), out=target).reshape(g.weight_shape)
 
 
 def grad_input(gy, W, g: ConvGeometry):

@@ -587,16 +587,21 @@ def test_numpy_integer_groups_are_accepted(device):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_weight_bound_gradients_run_side_by_side(monkeypatch, dtype):
+@pytest.mark.parametrize(
+    ("stride", "weight_grad_on_caller"), [(1, False), (2, True)], ids=["pixel-major", "im2col"]
+)
+def test_weight_bound_gradients_run_side_by_side(monkeypatch, dtype, stride, weight_grad_on_caller):
     """On the CPU a weight-bound conv's two gradients run at once, each on its own thread
-    with BLAS single-threaded (the weight gradient on the calling thread), and still match
-    PyTorch."""
+    with BLAS single-threaded, and still match PyTorch. On the pixel-major path (stride 1)
+    the calling thread takes the input gradient and the worker writes the weight gradient
+    into an array it is given; a strided conv's weight gradient (im2col's) stays on the
+    calling thread."""
     if not dispatch.cblas.can_run_single_threaded():
         pytest.skip("NumPy's BLAS cannot be held on one thread here")
     monkeypatch.setattr(reversed_kernel, "WEIGHT_BOUND_ELEMENTS", 1)
     monkeypatch.setattr(reversed_kernel, "WEIGHT_BOUND_RATIO", 2)
     monkeypatch.setattr(parallel, "THREADS", 2)
-    threads, single = {}, []
+    threads, given_arrays, single = {}, [], []
     original_single = dispatch.cblas.single_threaded
 
     @contextlib.contextmanager
@@ -608,6 +613,8 @@ def test_weight_bound_gradients_run_side_by_side(monkeypatch, dtype):
     def recorded(name, fn):
         def run(*args, **kwargs):
             threads[name] = threading.current_thread().name
+            if "out" in kwargs:
+                given_arrays.append(kwargs["out"])
             return fn(*args, **kwargs)
 
         return run
@@ -615,16 +622,23 @@ def test_weight_bound_gradients_run_side_by_side(monkeypatch, dtype):
     monkeypatch.setattr(dispatch.cblas, "single_threaded", recording_single_threaded)
     for name in ("conv_grad_input", "conv_grad_weight"):
         monkeypatch.setattr(dispatch, name, recorded(name, getattr(dispatch, name)))
+    pixel_grad = recorded("pixel_major.grad_weight", dispatch.pixel_major.grad_weight)
+    monkeypatch.setattr(dispatch.pixel_major, "grad_weight", pixel_grad)
     x, w = random_array(0, (2, 4, 3, 4), dtype), random_array(1, (6, 4, 3, 3), dtype)
     check_parity(
-        lambda a, b: conv2d(a, b, padding=1),
-        lambda a, b: TF.conv2d(a, b, padding=1),
+        lambda a, b: conv2d(a, b, stride=stride, padding=1),
+        lambda a, b: TF.conv2d(a, b, stride=stride, padding=1),
         [x, w],
         "cpu",
         reduction=36,
     )
     assert len(set(threads.values())) == 2 and single
-    assert threads["conv_grad_weight"] == threading.current_thread().name  # the arena rule
+    caller = threading.current_thread().name
+    if weight_grad_on_caller:
+        assert threads["conv_grad_weight"] == caller and not given_arrays
+    else:
+        assert threads["conv_grad_input"] == caller
+        assert threads["pixel_major.grad_weight"] != caller and len(given_arrays) == 1
 
 
 def test_a_frozen_weight_keeps_no_activation_alive(device):

@@ -37,7 +37,9 @@ def path_calls(monkeypatch):
     for name in ("forward", "grad_input", "grad_weight"):
         original = getattr(pixel_major, name)
         monkeypatch.setattr(
-            pixel_major, name, lambda *a, _n=name, _f=original: calls.append(_n) or _f(*a)
+            pixel_major,
+            name,
+            lambda *a, _n=name, _f=original, **k: calls.append(_n) or _f(*a, **k),
         )
     return calls
 
@@ -113,6 +115,15 @@ def test_same_numbers_as_wide_im2col(dtype):
     np.testing.assert_allclose(
         pixel_major.grad_weight(x, gy, g), gw_wide, rtol=tolerance, atol=tolerance
     )
+
+
+def test_the_weight_gradient_fills_a_given_array():
+    x, gy = random_array(0, (2, 3, 4, 5), np.float32), random_array(1, (2, 4, 4, 5), np.float32)
+    g = conv2d_geometry("conv2d", x.shape, (4, 3, 3, 3), 1, 1, 1, 1)
+    given_array = np.full(g.weight_shape, np.nan, np.float32)
+    filled = pixel_major.grad_weight(x, gy, g, out=given_array)
+    assert np.shares_memory(filled, given_array)
+    np.testing.assert_array_equal(given_array, pixel_major.grad_weight(x, gy, g))
 
 
 def test_float64_gradients_pass_gradcheck(every_conv_weight_bound):
