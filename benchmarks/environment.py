@@ -18,7 +18,7 @@ import os
 import numpy as np
 import torch
 
-from minigrad import blas, cblas
+from minigrad import blas, cblas, malloc
 
 FORCING_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 _CORE_NAME_SYMBOLS = (
@@ -50,12 +50,14 @@ def forced_kernel() -> dict:
 
 def describe() -> dict:
     """NumPy's version and BLAS kernel, any forcing variables, OpenBLAS's worker spin
-    (:mod:`minigrad.blas`) and torch's thread count."""
+    (:mod:`minigrad.blas`), whether malloc keeps freed memory (:mod:`minigrad.malloc`) and
+    torch's thread count."""
     return {
         "numpy": np.__version__,
         "blas_core": blas_core(),
         "forced": forced_kernel(),
         "blas_spin": os.environ.get(blas.SPIN_VARIABLE, "default"),
+        "malloc_keeps_freed": malloc.is_kept(),
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
     }
@@ -67,7 +69,8 @@ def header() -> str:
     line = (
         f"numpy {info['numpy']} (OpenBLAS kernel {info['blas_core']}, "
         f"{blas.SPIN_VARIABLE}={info['blas_spin']}), "
-        f"torch {info['torch']} ({info['torch_threads']} threads)"
+        f"torch {info['torch']} ({info['torch_threads']} threads), "
+        f"malloc keeps freed memory: {'yes' if info['malloc_keeps_freed'] else 'no'}"
     )
     if info["forced"]:
         settings = " ".join(f"{k}={v}" for k, v in info["forced"].items())

@@ -3,9 +3,10 @@
 The public names mirror PyTorch: ``mg.tensor``, ``mg.zeros``, ``mg.no_grad()``, ``mg.cat``...
 """
 
-from minigrad import blas
+from minigrad import blas, malloc
 
 blas.prefer_short_spin()  # before anything below loads NumPy, and with it OpenBLAS
+malloc.keep_freed_memory()
 
 from minigrad.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from minigrad.backend import (

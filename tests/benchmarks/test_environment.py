@@ -39,3 +39,10 @@ def test_describe_names_numpy_and_torch():
     info = environment.describe()
     assert info["numpy"] and info["torch"] and info["torch_threads"] >= 1
     assert info["blas_core"]
+
+
+def test_the_header_says_whether_malloc_keeps_freed_memory(monkeypatch):
+    for kept, said in ((True, "yes"), (False, "no")):
+        monkeypatch.setattr(environment.malloc, "is_kept", lambda kept=kept: kept)
+        assert environment.describe()["malloc_keeps_freed"] is kept
+        assert f"malloc keeps freed memory: {said}" in environment.header()
