@@ -97,18 +97,10 @@ class _Blocks:
         """Where a block's partial sums go in :meth:`partials`."""
         return (ns, cs) if self.per_instance else (group, cs)
 
-    def lane_sum(self, block):
-        """A block (nb, cb, L) summed over L (instance) or over (nb, L) (batch), in its dtype.
-
-        Long lanes are one BLAS product with a vector of ones: NumPy's sum over the axes
-        (0, 2) of (4, 256, 64) float32 takes 32 us, the product 6 (42 against 9 with the
-        lanes' sums then added in float64; 318 against 35 at (4, 64, 4096)). BLAS adds each
-        lane in float32 with several accumulators, as NumPy's pairwise sum does."""
-        if self.length < _MATMUL_MIN_LENGTH:
-            return block.sum(axis=2 if self.per_instance else (0, 2))
-        xp = backend.get_array_module(block)
-        sums = xp.matmul(block, xp.ones(self.length, dtype=block.dtype))
-        return sums if self.per_instance else sums.sum(axis=0)
+    def lane_sum(self, block, dtype=None):
+        """A block (nb, cb, L) summed over L (instance) or over (nb, L) (batch), in ``dtype``
+        (the block's own by default)."""
+        return block.sum(axis=2 if self.per_instance else (0, 2), dtype=dtype)
 
     def lane_dot(self, a, b):
         """``sum(a * b)`` over the same axes as :meth:`lane_sum`, without a block temporary
@@ -253,11 +245,8 @@ def _statistics_dtype(x3):
 
     Float32 sums put the mean about 1e-7 off, as large as the output's own rounding: a
     float32 batch norm came out 1.2-1.6x further from float64 than PyTorch's, and 1.0-1.2x
-    with the block sums in float64. Each block's own sums stay float32 BLAS products, made
-    exact by a correction from the centred values (:func:`_moments`): the outputs and
-    gradients came out as far from float64 as with NumPy's float64 sums of x, at means up to
-    300 times the spread. The centred sums of squares stay in float32 (their error is
-    relative to the variance, not to the mean).
+    with the block sums in float64. The centred sums of squares stay in float32 (their
+    error is relative to the variance, not to the mean); the pass costs the same.
     """
     xp = backend.get_array_module(x3)
     if backend.is_cpu_array(x3) and x3.dtype.itemsize < 8:
@@ -266,13 +255,9 @@ def _statistics_dtype(x3):
 
 
 def _moments(x3, geo: _Blocks, dtype) -> tuple:
-    """Mean and biased variance of each statistic, (N, C) or (1, C), in one pass over each
-    block, combined and returned in ``dtype`` (:func:`_statistics_dtype`).
-
-    A block is centred on its rough mean ``a`` (float32 lane sums), and its sum is
-    ``count * a + sum(x - a)``, the correction summed in float32 from values of the size of
-    the spread: as exact as a float64 sum of x, for a fraction of its time. Its centred sum
-    of squares is ``sum((x - a)^2) - count * d^2``, ``d = mean - a``."""
+    """Mean and biased variance of each statistic, (N, C) or (1, C), in one pass: block sums
+    in ``dtype`` (:func:`_statistics_dtype`), centred sums of squares in the input's (float32
+    for float16), both combined and returned in ``dtype``."""
     xp = backend.get_array_module(x3)
     sums, m2 = geo.partials(xp, dtype), geo.partials(xp, dtype)
     counts = geo.group_counts(xp, dtype)
@@ -280,12 +265,11 @@ def _moments(x3, geo: _Blocks, dtype) -> tuple:
     def moments(group, ns, cs):
         block = _at_least_float32(x3[ns, cs])
         at = geo.at(group, ns, cs)
+        block_sum = geo.lane_sum(block, dtype)
+        sums[at] = block_sum
         block_count = geo.length if geo.per_instance else geo.group_sizes[group] * geo.length
-        rough = geo.lane_sum(block) / block.dtype.type(block_count)
-        centered = block - geo.per_lane(_coefficient(rough))
-        shift = geo.lane_sum(centered).astype(dtype)
-        sums[at] = rough.astype(dtype) * block_count + shift
-        m2[at] = geo.lane_dot(centered, centered).astype(dtype) - shift * shift / block_count
+        centered = block - geo.per_lane(_coefficient(block_sum / block_count).astype(block.dtype))
+        m2[at] = geo.lane_dot(centered, centered)
 
     geo.run(moments)
     mean = geo.total(sums) / geo.count
