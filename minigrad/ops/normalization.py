@@ -32,6 +32,10 @@ _BLOCK_ELEMENTS = 1 << 17  # values per block: 512 KiB of float32, cached with i
 # as one block against 5.15 cut, 256 at 32x32 3.82 against 4.93; at 2M values the two tie.
 _SPLIT_MIN_ELEMENTS = 1 << 21
 _MATMUL_MIN_LENGTH = 16  # lanes at least this long are reduced with a batched matmul
+# Per-channel coefficients are repeated along lanes up to this long, into rows of up to this
+# many values (see _Blocks.per_lane).
+_REPEAT_MAX_LENGTH = 1 << 12
+_REPEAT_MAX_ELEMENTS = 1 << 18
 
 
 class _Blocks:
@@ -73,17 +77,27 @@ class _Blocks:
                 for j in range(0, c, step)
             ]
             self.group_sizes = [1] * n
-        self.repeats_lanes = on_host and not per_instance and min(self.group_sizes) > 1
+        self.repeats_lanes = (
+            on_host
+            and not per_instance
+            and min(self.group_sizes) > 1
+            and self.length <= _REPEAT_MAX_LENGTH
+            and sample <= _REPEAT_MAX_ELEMENTS
+        )
 
     def per_lane(self, values):
         """A block's per-channel values (1, cb, 1) as the operand of an elementwise pass over
         the block (nb, cb, L): repeated along the lanes into (1, cb, L) for batch norm on the
-        host when a block holds several samples, else as they are.
+        host when a block holds several samples, its lanes are at most _REPEAT_MAX_LENGTH
+        long and the repeated row holds at most _REPEAT_MAX_ELEMENTS values; else as they are.
 
         NumPy runs a (1, cb, 1) operand's zero strides in a loop of L values per lane; with
-        (1, cb, L) it merges the last two axes into one loop of cb*L, and the repeat costs a
-        fraction of a pass (1/nb of the block). Measured here, ``y = x * scale + shift`` on
-        float32 (4, 256, 64): 22 us against 36; (4, 64, 1024): 84 against 119."""
+        (1, cb, L) it merges the last two axes into one loop of cb*L. Each repeat writes 1/nb
+        of the block, and a pass can take up to four. Measured here, ``y = x * scale + shift``
+        on float32 (4, 256, 64): 22 us against 36; (4, 64, 1024): 84 against 119. Forward and
+        backward: (8, 64, 32, 32) 1.25 ms against 1.53, (2, 64, 64, 64) 1.83 against 1.91; but
+        longer lanes or rows lost, (2, 64, 96, 96) 5.08 against 4.03 and (4, 16, 128, 128)
+        3.10 against 2.59, so they keep the broadcast."""
         if not self.repeats_lanes or values.shape[0] != 1:
             return values
         return backend.get_array_module(values).repeat(values, self.length, axis=2)

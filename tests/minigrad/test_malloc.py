@@ -24,14 +24,39 @@ class RecordingLibrary:
         return self.results.pop(0)
 
 
-def _kept_in_fresh_process(**env) -> str:
-    """``is_kept()`` as a fresh interpreter reports it after ``import minigrad``."""
+# In a fresh interpreter after ``import minigrad``: whether the flag says kept, and whether a
+# 1 MiB malloc was served by mmap (glibc's mallinfo2 counts mmapped blocks: above its initial
+# 128 KiB threshold by default, from the heap with the setting on).
+PROBE = """
+import ctypes
+import minigrad
+
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+        "fordblks", "keepcost")]
+
+libc = ctypes.CDLL(None)
+libc.mallinfo2.restype = MallInfo2
+libc.malloc.restype = ctypes.c_void_p
+libc.free.argtypes = [ctypes.c_void_p]
+before = libc.mallinfo2().hblks
+block = libc.malloc(1 << 20)
+mapped = libc.mallinfo2().hblks > before
+libc.free(block)
+print(minigrad.malloc.is_kept(), mapped)
+"""
+
+
+def _in_fresh_process(**env) -> str:
+    """``is_kept()`` and whether a 1 MiB block was mmapped, as a fresh interpreter reports
+    them after ``import minigrad``."""
     environ = {k: v for k, v in os.environ.items() if k not in malloc.USER_VARIABLES}
     environ.pop(malloc.OPT_OUT_VARIABLE, None)
+    environ.pop("GLIBC_TUNABLES", None)
     environ.update(env)
-    probe = "import minigrad; print(minigrad.malloc.is_kept())"
     out = subprocess.run(
-        [sys.executable, "-c", probe], env=environ, capture_output=True, text=True, check=True
+        [sys.executable, "-c", PROBE], env=environ, capture_output=True, text=True, check=True
     )
     return out.stdout.strip()
 
@@ -40,6 +65,12 @@ def test_both_thresholds_are_set_the_mmap_one_first():
     library = RecordingLibrary(1, 1)
     assert malloc.apply(library) is True
     assert library.calls == [(-3, malloc.MMAP_THRESHOLD), (-1, malloc.TRIM_THRESHOLD)]
+
+
+def test_a_refused_trim_threshold_reports_the_setting_off():
+    library = RecordingLibrary(1, 0)
+    assert malloc.apply(library) is False
+    assert len(library.calls) == 2
 
 
 def test_a_refused_mmap_threshold_leaves_the_trim_threshold_alone():
@@ -59,18 +90,23 @@ def test_a_refused_mmap_threshold_leaves_the_trim_threshold_alone():
         ({"MALLOC_TRIM_THRESHOLD_": "131072"}, False),
         ({"MALLOC_MMAP_THRESHOLD_": "65536"}, False),
         ({"GLIBC_TUNABLES": "glibc.malloc.trim_threshold=0"}, False),
+        ({"GLIBC_TUNABLES": "glibc.cpu.hwcaps=-AVX512F"}, True),
+        ({"MALLOC_ARENA_MAX": "2"}, True),
     ],
 )
 def test_the_users_own_malloc_settings_stand(environ, wanted):
     assert malloc.wanted(environ) is wanted
 
 
-@pytest.mark.skipif(not ON_GLIBC, reason="mallopt is glibc's")
-def test_importing_minigrad_keeps_freed_memory():
-    assert _kept_in_fresh_process() == "True"
+HAS_MALLINFO2 = ON_GLIBC and hasattr(malloc.glibc(), "mallinfo2")
 
 
-@pytest.mark.skipif(not ON_GLIBC, reason="mallopt is glibc's")
+@pytest.mark.skipif(not HAS_MALLINFO2, reason="mallopt and mallinfo2 are glibc's (2.33+)")
+def test_importing_minigrad_serves_a_1_mib_block_from_the_heap():
+    assert _in_fresh_process() == "True False"
+
+
+@pytest.mark.skipif(not HAS_MALLINFO2, reason="mallopt and mallinfo2 are glibc's (2.33+)")
 @pytest.mark.parametrize("env", [{"MINIGRAD_KEEP_FREED_MEMORY": "0"}, {"MALLOC_TOP_PAD_": "0"}])
-def test_importing_minigrad_under_an_opt_out_changes_nothing(env):
-    assert _kept_in_fresh_process(**env) == "False"
+def test_importing_minigrad_under_an_opt_out_leaves_glibcs_mmap(env):
+    assert _in_fresh_process(**env) == "False True"

@@ -96,6 +96,8 @@ def grad_weight(x, gy, g: ConvGeometry, out=None):
     """The weight gradient ``gy @ col`` (Co, C, kh, kw) of x and gy (N, Co, Ho, Wo), written
     into ``out`` (a C-contiguous array of the weight's shape) when given."""
     xp = backend.get_array_module(x)
+    if out is not None and not out.flags.c_contiguous:
+        raise ValueError("pixel_major.grad_weight: out must be C-contiguous")
     target = None if out is None else out.reshape(g.out_channels, g.col_rows)
     return xp.matmul(_channel_major(gy), _columns(x, g), out=target).reshape(g.weight_shape)
 

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 import minigrad as mg
 import minigrad.functional as F
 from minigrad.gradcheck import gradcheck
+from minigrad.ops.activation import ZERO_ROW
 
 ACTIVATIONS = {
     "relu": (F.relu, TF.relu),
@@ -125,12 +126,15 @@ def test_relu_backward_reuses_the_memory_of_an_exclusive_gradient():
     np.testing.assert_array_equal(result, [0.0, 5.0])
 
 
-@pytest.mark.parametrize("shape", [(2, 4, 8, 8), (5, 103), (3, 4, 9)])
+@pytest.mark.parametrize(
+    "shape", [(2, 4, 8, 8), (5, 103), (3, 4, 9), (ZERO_ROW - 1,), (ZERO_ROW,), (ZERO_ROW + 1,)]
+)
 @pytest.mark.parametrize("transposed", [False, True])
 def test_relu_of_arrays_longer_than_a_zero_row_matches_torch(device, shape, transposed):
     """The host's ReLU runs contiguous arrays as rows of ZERO_ROW values plus a tail
-    (shapes with and without a tail, and one shorter than a row), with infinities and NaNs
-    spread over both parts; a transposed input takes the plain loop."""
+    (shapes with and without a tail, one row and one value either side of it, and one
+    shorter than a row), with infinities and NaNs spread over both parts; a transposed input
+    takes the plain loop."""
     x = random_array(4, shape, np.float32)
     flat = x.reshape(-1)
     flat[::37], flat[5::41], flat[7::43], flat[-1] = np.nan, -np.inf, np.inf, np.nan

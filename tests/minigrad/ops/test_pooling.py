@@ -1,5 +1,6 @@
 """max_pool2d, avg_pool2d and max_unpool2d against PyTorch: outputs, indices (ties included),
-input gradients; the blocked multi-threaded CPU path; float64 gradcheck; bad input."""
+input gradients; the blocked multi-threaded CPU path and the overlapping windows' scatter;
+float64 gradcheck; bad input."""
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from hypothesis import strategies as st
 import minigrad as mg
 from minigrad.gradcheck import gradcheck
 from minigrad.ops import pooling
-from minigrad.ops.pooling import avg_pool2d, max_pool2d, max_unpool2d, pooled_size
+from minigrad.ops.pooling import avg_pool2d, max_pool, max_pool2d, max_unpool2d, pooled_size
 
 
 def _values(seed, shape, dtype, ties: bool) -> np.ndarray:
@@ -228,7 +229,8 @@ def test_three_dimensional_input_like_torch(device):
 @pytest.mark.parametrize("shape", [(3, 20, 66, 66), (2, 40, 70, 70)])
 def test_many_blocks_on_worker_threads_match_torch(device, shape):
     """Shapes the CPU path cuts into several blocks (over batch, or over channels) that run
-    on the worker threads."""
+    on the worker threads: every forward, and the backward of windows that do not overlap
+    (overlapping ones scatter on the CPU, see the test below)."""
     plane_bytes = shape[2] * shape[3] * 4
     blocks = pooling._plane_blocks(shape[0], shape[1], pooling.BLOCK_BYTES // plane_bytes)
     assert len(blocks) > 1
@@ -249,6 +251,28 @@ def test_many_blocks_on_worker_threads_match_torch(device, shape):
         device,
         reduction=9,
     )
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"kernel_size": 3, "stride": 2, "padding": 1},
+        {"kernel_size": 3, "stride": 1, "padding": 1, "dilation": 2},
+        {"kernel_size": (3, 2), "stride": (2, 1), "ceil_mode": True},
+        {"kernel_size": 2, "stride": 1},
+    ],
+)
+@pytest.mark.parametrize("ties", [False, True])
+def test_the_overlapping_scatter_matches_the_blocked_backward(monkeypatch, kwargs, ties):
+    """On the CPU overlapping windows send each gradient to its winner with one ``add.at``;
+    the blocked per-offset backward (NumPy before 1.25) gives the same input gradient."""
+    x = mg.tensor(_values(5, (2, 3, 9, 8), np.float64, ties), requires_grad=True)
+    pooled = max_pool2d(x, **kwargs)
+    gy = random_array(6, pooled.shape, np.float64)
+    scattered = pooled.grad_fn.backward(gy)
+    monkeypatch.setattr(max_pool, "_FAST_INDEXED_LOOPS", False)
+    blocked = pooled.grad_fn.backward(gy)
+    np.testing.assert_allclose(scattered, blocked, rtol=1e-13, atol=1e-15)
 
 
 def _tie_free(shape, seed=3):
