@@ -10,6 +10,13 @@ and the growth of step 2 with NumPy's tracemalloc peak). ``--profile`` prints ou
 per op. Run under ``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE`` (see
 :mod:`benchmarks.environment`).
 
+Both frameworks share the process's malloc. ``import minigrad`` has glibc keep freed memory
+for reuse (:mod:`minigrad.malloc`), and PyTorch's step gains from it too: on 2 cores its
+FastUNet step took 0.44-0.54 s with it against 0.64-0.76 s without (180-200k page faults a
+step), its ResNet34-U-Net step 0.26-0.32 s against 0.30-0.36. So the ratios compare the two
+under the same allocator; ``MINIGRAD_KEEP_FREED_MEMORY=0`` gives glibc's default to both
+(the header says which ran).
+
 ``--accuracy`` reports, for one step of each model from the same weights (a batch of 2 images
 of 3x64x64, 3x128x128 for SegNet, per weight seed), the norm-wise relative error of each
 parameter gradient of the float32 step against a float64 step (geometric mean over
