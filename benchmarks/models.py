@@ -13,7 +13,7 @@ per op. Run under ``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE`` (see
 Both frameworks share the process's malloc. ``import minigrad`` has glibc keep freed memory
 for reuse (:mod:`minigrad.malloc`), and PyTorch's step gains from it too: on 2 cores its
 FastUNet step took 0.44-0.54 s with it against 0.64-0.76 s without (180-200k page faults a
-step), its ResNet34-U-Net step 0.26-0.35 s against 0.27-0.36. So the ratios compare the two
+step), its ResNet34-U-Net step 0.26-0.35 s against 0.30-0.36. So the ratios compare the two
 under the same allocator; ``MINIGRAD_KEEP_FREED_MEMORY=0`` gives glibc's default to both
 (the header says which ran).
 
