@@ -403,5 +403,24 @@ def test_float32_batch_means_are_exact_in_float64(monkeypatch, shape, split):
     x = np.maximum(random_array(3, shape, np.float32) * 2 + 0.3, 0)
     geo = normalization._Blocks(shape, False, True)
     x3 = x.reshape(geo.view)
-    mean, _ = normalization._moments(x3, geo, normalization._statistics_dtype(x3))
+    mean = normalization._moments(x3, geo, normalization._statistics_dtype(x3))[0]
     np.testing.assert_allclose(mean[0], x.astype(np.float64).mean(axis=(0, 2, 3)), rtol=1e-13)
+
+
+@pytest.mark.parametrize("offset", [50.0, 300.0])
+def test_a_float32_output_rounds_like_the_output_not_like_its_mean(offset):
+    """A one-block input's output comes from its centred values: with a mean far above the
+    spread, ``x * scale + shift`` without a fused multiply-add was 1.6e-6 from float64 at
+    a mean of 50 (PyTorch's 1.2e-6); from the centred values it is the output's own rounding."""
+    x = random_array(11, (4, 8, 16, 16), np.float32) * 2 + np.float32(offset)
+    weight = np.linspace(0.5, 1.5, 8).astype(np.float32)
+    ours = batch_norm(mg.tensor(x), None, None, mg.tensor(weight), None, training=True)
+    exact = TF.batch_norm(
+        torch.tensor(x, dtype=torch.float64),
+        None,
+        None,
+        torch.tensor(weight, dtype=torch.float64),
+        training=True,
+    ).numpy()
+    error = np.linalg.norm(ours.numpy() - exact) / np.linalg.norm(exact)
+    assert error < 2e-7, error
