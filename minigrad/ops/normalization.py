@@ -509,10 +509,12 @@ def batch_norm(
     adds: one fused Function per mode; the (N, C, L) view cut into L2-cache-sized blocks, each
     read once per pass and shared between the CPU threads; mean and variance from one read
     (per-block centred sums combined with Chan's formula, free of cancellation); the affine
-    folded into one scale and shift per channel, ``y = x * scale + shift``; ``x_hat`` never
-    stored (the backward recomputes it from the saved x and statistics); long lanes reduced
-    by batched matmul instead of a product temporary; a broadcast gy read in place; the
-    running statistics updated in place.
+    folded into one scale and shift per channel, applied to the centred values of a
+    one-block input (its rounding that of the output, not of the mean) and to x otherwise;
+    ``x_hat`` never stored (the backward recomputes it from the saved x and statistics);
+    long lanes reduced by batched matmul in pieces added in float64, instead of a product
+    temporary; per-channel coefficients repeated along short lanes; a broadcast gy read in
+    place; the running statistics updated in place.
     """
     _check_input("batch_norm", input, 2)
     affine, flags = _affine_args("batch_norm", input, weight, bias)
