@@ -18,6 +18,7 @@ block). Statistics are per channel over (N, L) (batch norm) or per (n, c) plane 
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 
@@ -167,10 +168,16 @@ def _dot_piece(length: int) -> int:
     """The piece of a lane :meth:`_Blocks.lane_dot` hands BLAS at once: the largest divisor of
     ``length`` up to _DOT_PIECE, or the whole lane when that divisor is under _DOT_PIECE / 8
     (too many pieces, each a call)."""
-    if length <= _DOT_PIECE:
+    return _largest_piece(length, _DOT_PIECE)
+
+
+@functools.cache
+def _largest_piece(length: int, limit: int) -> int:
+    """:func:`_dot_piece` for a ``limit``, remembered: a prime lane tries every divisor."""
+    if length <= limit:
         return length
-    piece = next(d for d in range(_DOT_PIECE, 0, -1) if length % d == 0)
-    return piece if piece >= _DOT_PIECE // 8 else length
+    piece = next(d for d in range(limit, 0, -1) if length % d == 0)
+    return piece if piece >= limit // 8 else length
 
 
 def _coefficient(values):

@@ -52,10 +52,16 @@ class MaxPool2d(Function):
         return (out, indices) if return_indices else out
 
     def _index_lookup(self, xp):
+        """(table, base) in the unpadded H*W plane, PyTorch's indices (:meth:`_window_lookup`)."""
+        return self._window_lookup(xp, self.geometry.in_size[1], self.geometry.padding)
+
+    def _window_lookup(self, xp, width: int, padding: tuple):
         """(table, base): the flat index of offset k in the window of output (oh, ow) is
-        ``base[oh, ow] + table[k]``, in the unpadded H*W plane."""
+        ``base[oh, ow] + table[k]``, in a plane ``width`` wide whose first ``padding`` rows and
+        columns the windows' origin lies after (the unpadded plane: the geometry's padding;
+        the padded buffer: none)."""
         g = self.geometry
-        (sh, sw), (ph, pw), (dh, dw), width = g.stride, g.padding, g.dilation, g.in_size[1]
+        (sh, sw), (ph, pw), (dh, dw) = g.stride, padding, g.dilation
         rows = (xp.arange(g.out_size[0], dtype=xp.int64) * sh - ph) * width
         cols = xp.arange(g.out_size[1], dtype=xp.int64) * sw - pw
         kernel_rows = xp.arange(g.kernel[0], dtype=xp.int64) * (dh * width)
@@ -114,15 +120,11 @@ class MaxPool2d(Function):
     def _buffer_positions(self, xp, code, buffer_shape: tuple):
         """The flat position in a C-ordered buffer of shape ``buffer_shape`` (N, C, Hb, Wb) of
         each output's winner, from its offset ``code``: an array shaped like ``code``."""
-        g = self.geometry
-        (sh, sw), (dh, dw), (ho, wo) = g.stride, g.dilation, g.out_size
         n, c, hb, wb = buffer_shape
-        table = xp.asarray([i * dh * wb + j * dw for i, j in g.offsets], dtype=xp.int64)
-        rows = xp.arange(ho, dtype=xp.int64) * (sh * wb)
-        cols = xp.arange(wo, dtype=xp.int64) * sw
+        table, base = self._window_lookup(xp, wb, (0, 0))
         planes = xp.arange(n * c, dtype=xp.int64).reshape(n, c, 1, 1) * (hb * wb)
         positions = xp.take(table, code)
-        positions += rows[:, None] + cols
+        positions += base
         positions += planes
         return positions
 

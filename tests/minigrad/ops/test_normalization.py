@@ -189,7 +189,8 @@ def test_large_inputs_cut_into_blocks_on_two_threads_match_torch(
 )
 def test_any_block_size_matches_torch(device, shape, seed, block, norm):
     """Tiny blocks on tiny inputs reach every way of cutting (several samples, channel runs,
-    ragged last blocks) and the two-thread split, cheaply."""
+    ragged last blocks) and the two-thread split, cheaply; lanes dotted in pieces of up to 4
+    values reach the pieces' float64 sum (lanes of a prime length in pieces of one)."""
     assume(math.prod(shape[2:]) > 1)
     c = shape[1]
     x = random_array(seed, shape, np.float64) * 2 - 1
@@ -198,6 +199,7 @@ def test_any_block_size_matches_torch(device, shape, seed, block, norm):
         patch.setattr(normalization, "_BLOCK_ELEMENTS", block)
         patch.setattr(normalization, "_SPLIT_MIN_ELEMENTS", 1)
         patch.setattr(normalization, "_MATMUL_MIN_LENGTH", 3)
+        patch.setattr(normalization, "_DOT_PIECE", 4)
         _compare_with_torch(
             *_train_both_ways(norm), x, affine, _stats(seed + 3, c, np.float64), device, True
         )
