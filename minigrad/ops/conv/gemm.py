@@ -135,7 +135,7 @@ def _gemm_columns_pass(x, g: ConvGeometry, W=None, gy=None, zero_garbage: bool =
     """
     xp = backend.get_array_module(x)
     layout = PaddedLayout(g)
-    padded = layout.padded(x)
+    source = layout.columns_source(layout.padded(x))
     y = None if W is None else xp.empty(g.out_shape, dtype=x.dtype)
     w = None if W is None else _grouped_weight(W, g)
     per_group, rows = g.out_channels // g.groups, g.col_rows // g.groups
@@ -150,7 +150,7 @@ def _gemm_columns_pass(x, g: ConvGeometry, W=None, gy=None, zero_garbage: bool =
         buffers, gw = _TileBuffers(x, g, layout, tiles), None
         for tile in tiles:
             width = buffers.width(tile)
-            col = im2col(padded[tile.samples], layout, tile.rows, buffers.columns(tile))
+            col = im2col(source[tile.samples], layout, tile.rows, buffers.columns(tile))
             col_view = _gemm_view(col, g.groups, width)
             if w is not None:
                 work = buffers.work(tile)

@@ -167,6 +167,35 @@ def test_conv_transpose2d_in_row_bands_and_threads_matches_torch(device, case, d
         _check(case, dtype, seed, device, transpose=True)
 
 
+@settings(max_examples=20)
+@given(case=conv2d_cases(), dtype=float_dtypes, seed=seeds, tiles=st.booleans())
+def test_conv2d_with_columns_from_phases_matches_torch(device, case, dtype, seed, tiles):
+    """Every strided conv reads its im2col windows from the input's phases (forward and
+    weight gradient), whole or in row bands shared by threads."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(im2col, "MIN_OFFSETS_PER_PHASE", 0)
+        with tiny_tiles() if tiles else contextlib.nullcontext():
+            _check(case, dtype, seed, device)
+
+
+def test_a_large_strided_kernel_reads_phases(monkeypatch):
+    """ResNet's 7x7 stride-2 stem reads its windows from phases; a 3x3 stride-2 conv (2.25
+    offsets per phase) from the strided image."""
+    made = []
+    original = im2col.Phases.__init__
+    monkeypatch.setattr(
+        im2col.Phases, "__init__", lambda self, *a, **k: made.append(1) or original(self, *a, **k)
+    )
+    x = random_array(0, (2, 3, 20, 20), np.float32)
+    for kernel, expected in ((7, True), (3, False)):
+        made.clear()
+        w = random_array(1, (4, 3, kernel, kernel), np.float32)
+        ours = conv2d(mg.tensor(x), mg.tensor(w), stride=2, padding=kernel // 2)
+        theirs = TF.conv2d(torch.tensor(x), torch.tensor(w), stride=2, padding=kernel // 2)
+        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-5, atol=1e-5)
+        assert bool(made) == expected
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 def test_threads_share_the_tiles_and_add_the_weight_gradient_in_order(monkeypatch, threads):
     """With two threads each runs its half of the tiles (BLAS single-threaded meanwhile) and
