@@ -116,7 +116,20 @@ class _Blocks:
 
     def lane_sum(self, block, dtype=None):
         """A block (nb, cb, L) summed over L (instance) or over (nb, L) (batch), in ``dtype``
-        (the block's own by default)."""
+        (the block's own by default).
+
+        On the host a float64 sum of float32 values is an einsum, which converts each value as
+        it adds it: as exact as ``sum(dtype=float64)`` and faster (batch 4, float32: 29 us
+        against 44 at 256 x 8x8, 300 against 397 at 64 x 64x64). A sum in the block's own
+        dtype dots lanes of 16 values or more with ones (:meth:`lane_dot`'s pieces): 11 us
+        against 31 and 58 against 204 there, and as close to float64 as NumPy's pairwise
+        sums."""
+        if backend.is_cpu_array(block):
+            if dtype is not None and block.dtype != dtype:
+                lanes = "nc" if self.per_instance else "c"
+                return backend.get_array_module(block).einsum(f"ncl->{lanes}", block, dtype=dtype)
+            if self.length >= _MATMUL_MIN_LENGTH:
+                return self._piece_dots(block, None)
         return block.sum(axis=2 if self.per_instance else (0, 2), dtype=dtype)
 
     def lane_dot(self, a, b):
@@ -131,12 +144,20 @@ class _Blocks:
         time at 4096 and about the same at 16384."""
         if self.length < _MATMUL_MIN_LENGTH:
             return self.lane_sum(a * b)
+        return self._piece_dots(a, b)
+
+    def _piece_dots(self, a, b):
+        """:meth:`lane_dot` of lanes of _MATMUL_MIN_LENGTH or more; ``b`` None dots with ones
+        (one matrix-vector product over every piece)."""
         xp = backend.get_array_module(a)
         lanes, piece = a.shape[:2], self.dot_piece
         pieces = self.length // piece
-        dots = xp.matmul(
-            a.reshape(*lanes, pieces, 1, piece), b.reshape(*lanes, pieces, piece, 1)
-        ).reshape(*lanes, pieces)
+        if b is None:
+            dots = xp.matmul(a.reshape(*lanes, pieces, piece), xp.ones(piece, dtype=a.dtype))
+        else:
+            dots = xp.matmul(
+                a.reshape(*lanes, pieces, 1, piece), b.reshape(*lanes, pieces, piece, 1)
+            ).reshape(*lanes, pieces)
         if pieces > 1:
             dots = dots.sum(axis=2, dtype="float64").astype(a.dtype)
         else:

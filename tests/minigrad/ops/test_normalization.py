@@ -409,6 +409,25 @@ def test_float32_batch_means_are_exact_in_float64(monkeypatch, shape, split):
     np.testing.assert_allclose(mean[0], x.astype(np.float64).mean(axis=(0, 2, 3)), rtol=1e-13)
 
 
+@pytest.mark.parametrize("per_instance", [False, True])
+@pytest.mark.parametrize("length", [7, 16, 257, 4096, 12288])
+def test_lane_sums_in_the_block_dtype_stay_close_to_float64(per_instance, length):
+    """A float32 lane sum (the output gradient's, in the backward) dots its lanes with ones
+    in pieces whose dots are added in float64: it stays as close to the float64 sum as
+    NumPy's pairwise float32 sum, over short, ragged and long lanes. A float64 sum of
+    float32 values (an einsum) is the float64 sum itself."""
+    shape = (3, 5, length)
+    x = np.abs(random_array(4, shape, np.float32)) + np.float32(0.5)
+    geo = normalization._Blocks(shape, per_instance, True)
+    exact = x.astype(np.float64).sum(axis=2 if per_instance else (0, 2))
+    pairwise = x.sum(axis=2 if per_instance else (0, 2))
+    ours = geo.lane_sum(x)
+    assert ours.dtype == np.float32
+    bound = max(np.abs(pairwise - exact).max() / np.abs(exact).max(), 2**-24)
+    assert np.abs(ours - exact).max() / np.abs(exact).max() <= 1.5 * bound
+    np.testing.assert_allclose(geo.lane_sum(x, np.float64), exact, rtol=1e-14)
+
+
 @pytest.mark.parametrize("offset", [50.0, 300.0])
 def test_a_float32_output_rounds_like_the_output_not_like_its_mean(offset):
     """A one-block input's output comes from its centred values: with a mean far above the
