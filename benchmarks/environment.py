@@ -12,13 +12,14 @@ forced; to measure what a user of this processor gets, run it as
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 
 import numpy as np
 import torch
 
-from minigrad import blas, cblas, malloc
+from minigrad import blas, cblas, malloc, parallel
 
 FORCING_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 _CORE_NAME_SYMBOLS = (
@@ -60,6 +61,7 @@ def describe() -> dict:
         "malloc_keeps_freed": malloc.is_kept(),
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
+        "minigrad_threads": parallel.THREADS,
     }
 
 
@@ -70,6 +72,7 @@ def header() -> str:
         f"numpy {info['numpy']} (OpenBLAS kernel {info['blas_core']}, "
         f"{blas.SPIN_VARIABLE}={info['blas_spin']}), "
         f"torch {info['torch']} ({info['torch_threads']} threads), "
+        f"minigrad {info['minigrad_threads']} threads, "
         f"malloc keeps freed memory: {'yes' if info['malloc_keeps_freed'] else 'no'}"
     )
     if info["forced"]:
@@ -79,3 +82,19 @@ def header() -> str:
             "processor gets, run under env -u " + " -u ".join(FORCING_VARIABLES)
         )
     return line
+
+
+@contextlib.contextmanager
+def one_thread():
+    """Both frameworks on one thread: PyTorch's intra-op pool, minigrad's
+    (:data:`minigrad.parallel.THREADS`) and NumPy's OpenBLAS (:func:`minigrad.cblas.
+    single_threaded`). What a step costs a core, without the cost of sharing it out."""
+    torch_threads, minigrad_threads = torch.get_num_threads(), parallel.THREADS
+    torch.set_num_threads(1)
+    parallel.THREADS = 1
+    try:
+        with cblas.single_threaded():
+            yield
+    finally:
+        torch.set_num_threads(torch_threads)
+        parallel.THREADS = minigrad_threads

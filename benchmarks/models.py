@@ -37,11 +37,21 @@ PyTorch's, two ways:
     python -m benchmarks.models --models fast_unet unet --repeat 5 --memory --json out.json
     python -m benchmarks.models --accuracy --seeds 3
     python -m benchmarks.models --profile --models unet
+    python -m benchmarks.models --one-thread --models resnet34_unet
+
+``--one-thread`` runs the speed figures with both frameworks on one thread
+(:func:`benchmarks.environment.one_thread`): the work a step costs a core. Here (2 cores, two
+runs) ours took 1.16-1.22x PyTorch's time per core for ResNet34-U-Net, 0.90-0.92x for UNet
+and 0.69-0.70x for FastUNet, and lost in sharing the work: on two threads PyTorch's steps
+ran 1.5-2.3x faster than on one, ours 1.1-1.6x (a hand-off of work to the second thread
+and back costs 70-80 us on this virtual machine, and NumPy's passes need the GIL between
+them), for ratios of 1.53-1.71, 1.04-1.13 and 1.06-1.10.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import statistics
@@ -344,22 +354,26 @@ def main(argv=None) -> None:
     parser.add_argument("--seeds", type=int, default=6, help="weight seeds for --accuracy")
     parser.add_argument("--profile", action="store_true", help="our step's time per op")
     parser.add_argument("--json", help="write the figures to this file")
+    parser.add_argument(
+        "--one-thread", action="store_true", help="both frameworks on one thread (speed only)"
+    )
     parser.add_argument("--memory-probe", nargs=2, metavar=("MODEL", "FRAMEWORK"))
     args = parser.parse_args(argv)
     if args.memory_probe:
         print(json.dumps(memory_probe(*args.memory_probe)))
         return
-    print(environment.header())
     results: dict = {}
+    with environment.one_thread() if args.one_thread else contextlib.nullcontext():
+        print(environment.header())
+        if not (args.accuracy or args.profile):
+            results["speed"] = [time_model(k, args.repeat, args.rounds) for k in args.models]
+            print_speed(results["speed"])
     if args.accuracy:
         results["accuracy"] = [accuracy(k, s) for k in args.models for s in range(args.seeds)]
         print_accuracy(results["accuracy"], args.models)
     if args.profile:
         for key in args.models:
             print(f"== {key}\n{profile_step(key)}")
-    if not (args.accuracy or args.profile):
-        results["speed"] = [time_model(k, args.repeat, args.rounds) for k in args.models]
-        print_speed(results["speed"])
     if args.memory:
         results["memory"] = {
             k: {f: _memory_in_subprocess(k, f) for f in ("minigrad", "torch")} for k in args.models

@@ -37,8 +37,9 @@ def even_ranges(total: int, parts: int) -> list:
     return list(zip(bounds[:-1], bounds[1:], strict=True))
 
 
-def run_in_parts(fn, items: list, parts: int = THREADS) -> None:
-    """Call ``fn(part)`` on up to ``parts`` contiguous parts of ``items``, concurrently.
+def run_in_parts(fn, items: list, parts: int | None = None) -> None:
+    """Call ``fn(part)`` on up to ``parts`` contiguous parts of ``items`` (THREADS, read at
+    the call, by default), concurrently.
 
     The first part runs in the calling thread, the others in the worker pool; returns when
     all are done, re-raising the first error. With one part (or one item) nothing is threaded,
@@ -47,7 +48,7 @@ def run_in_parts(fn, items: list, parts: int = THREADS) -> None:
     The workers run under the caller's NumPy error state (``numpy.errstate`` holds per
     thread): an op that silences ``inf * 0`` silences it in every part.
     """
-    parts = max(1, min(parts, len(items)))
+    parts = max(1, min(THREADS if parts is None else parts, len(items)))
     if parts == 1 or threading.current_thread().name.startswith(_WORKER_PREFIX):
         fn(items)
         return

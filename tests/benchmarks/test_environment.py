@@ -6,7 +6,10 @@ import os
 import subprocess
 import sys
 
+import torch
+
 from benchmarks import environment
+from minigrad import cblas, parallel
 
 
 def _core_in_fresh_process(env: dict) -> str:
@@ -46,3 +49,16 @@ def test_the_header_says_whether_malloc_keeps_freed_memory(monkeypatch):
         monkeypatch.setattr(environment.malloc, "is_kept", lambda kept=kept: kept)
         assert environment.describe()["malloc_keeps_freed"] is kept
         assert f"malloc keeps freed memory: {said}" in environment.header()
+
+
+def test_one_thread_holds_both_frameworks_on_one_thread_and_restores_them():
+    """Inside, PyTorch's pool, minigrad's thread count and NumPy's OpenBLAS run one thread
+    (the header says so); after it, each is what it was."""
+    before = (torch.get_num_threads(), parallel.THREADS)
+    with environment.one_thread():
+        assert torch.get_num_threads() == 1 and parallel.THREADS == 1
+        assert "minigrad 1 threads" in environment.header()
+        if cblas.can_run_single_threaded():
+            get_threads = cblas._thread_count_functions()[0]
+            assert get_threads() == 1
+    assert (torch.get_num_threads(), parallel.THREADS) == before

@@ -74,3 +74,18 @@ def test_even_ranges_cover_the_range_in_order(total, parts):
     assert [i for a, b in ranges for i in range(a, b)] == list(range(total))
     sizes = [b - a for a, b in ranges]
     assert max(sizes) - min(sizes) <= 1
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_the_default_part_count_is_threads_at_the_call(monkeypatch, threads):
+    """Setting ``parallel.THREADS`` (one thread for a single-core benchmark) takes effect on
+    calls that pass no part count."""
+    monkeypatch.setattr(parallel, "THREADS", threads)
+    seen, lock = [], threading.Lock()
+
+    def record(part):
+        with lock:
+            seen.append(len(part))
+
+    parallel.run_in_parts(record, list(range(6)))
+    assert len(seen) == threads
