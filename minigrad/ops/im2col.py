@@ -40,8 +40,6 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-import numpy
-
 from minigrad import backend, cblas, parallel
 
 CPU_TILE_BYTES = 6 << 20
@@ -189,7 +187,8 @@ class PaddedLayout:
             g.sx * step,
         )
         start = buffer[..., rows[0] * g.sy * self.wp :]
-        return numpy.lib.stride_tricks.as_strided(start, shape, strides, writeable=False)
+        as_strided = backend.get_array_module(buffer).lib.stride_tricks.as_strided
+        return as_strided(start, shape, strides, writeable=False)
 
     def cropped(self, work):
         """The (..., Ho, Wo) outputs of a work array: the garbage columns dropped."""
