@@ -72,7 +72,7 @@ def header() -> str:
         f"numpy {info['numpy']} (OpenBLAS kernel {info['blas_core']}, "
         f"{blas.SPIN_VARIABLE}={info['blas_spin']}), "
         f"torch {info['torch']} ({info['torch_threads']} threads), "
-        f"minigrad {info['minigrad_threads']} threads, "
+        f"minigrad threads: {info['minigrad_threads']}, "
         f"malloc keeps freed memory: {'yes' if info['malloc_keeps_freed'] else 'no'}"
     )
     if info["forced"]:

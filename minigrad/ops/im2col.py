@@ -12,6 +12,7 @@ buffer the offset sees, shaped like the output:
   image's phases (:class:`Phases`), copied out once.
 
 ``im2col`` copies the window of each kernel offset into a column buffer (C, kh, kw, n, R, wq):
+on the CPU one strided copy of all the windows at once (:meth:`PaddedLayout.windows`), else
 one copy per offset, never a loop over pixels or samples. Reshaped to (C*kh*kw, n*R*wq) it is
 the right operand of one GEMM, with the samples side by side so that the GEMM is wide even for
 small images (a GEMM of fewer than ~2,000 columns runs at half speed). ``col2im``, its adjoint,
@@ -115,7 +116,8 @@ class PaddedLayout:
     @property
     def phased(self) -> bool:
         """Whether im2col reads this strided conv's windows from the image's phases
-        (:class:`Phases`): when a phase serves MIN_OFFSETS_PER_PHASE kernel offsets or more.
+        (:class:`Phases`): when the kernel has MIN_OFFSETS_PER_PHASE offsets or more per
+        phase of the stride (kh*kw against sy*sx; with a dilation some phases go unread).
 
         A strided window's copy reads every sy-th row and sx-th value; a phase's window is a
         plain view with rows of Wo adjacent values, and copying the phases out costs one
@@ -176,8 +178,12 @@ class PaddedLayout:
         (C, kh, kw, n, R, wq) strided view that :func:`im2col` copies out in one pass."""
         g, step = self.g, buffer.itemsize
         r = rows[1] - rows[0]
-        sample, channel = buffer.strides[0], buffer.strides[1]
-        shape = (g.in_channels, g.kh, g.kw, buffer.shape[0], r, self.wq)
+        sample, channel, value = buffer.strides
+        if value != step:
+            raise ValueError(
+                f"windows: expected a buffer with a contiguous last axis, got {buffer.strides}"
+            )
+        shape = (buffer.shape[1], g.kh, g.kw, buffer.shape[0], r, self.wq)
         strides = (
             channel,
             g.dy * self.wp * step,

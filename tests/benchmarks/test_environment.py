@@ -57,7 +57,7 @@ def test_one_thread_holds_both_frameworks_on_one_thread_and_restores_them():
     before = (torch.get_num_threads(), parallel.THREADS)
     with environment.one_thread():
         assert torch.get_num_threads() == 1 and parallel.THREADS == 1
-        assert "minigrad 1 threads" in environment.header()
+        assert "minigrad threads: 1" in environment.header()
         if cblas.can_run_single_threaded():
             get_threads = cblas._thread_count_functions()[0]
             assert get_threads() == 1

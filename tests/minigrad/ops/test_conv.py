@@ -196,6 +196,29 @@ def test_a_large_strided_kernel_reads_phases(monkeypatch):
         assert bool(made) == expected
 
 
+@pytest.mark.parametrize(
+    ("side", "multiplier", "wide"), [(6, 1, True), (9, 2, True), (48, 1, False)]
+)
+def test_depthwise_weight_gradient_dots_whole_rows_on_small_planes(
+    monkeypatch, side, multiplier, wide
+):
+    """Stride-1 planes of up to WIDE_DOTS_MAX_PLANE wide outputs take the batched BLAS dots
+    over whole wide rows, larger ones the cropped einsum; both give PyTorch's gradient."""
+    calls = []
+    original = depthwise._wide_plane_dots
+    monkeypatch.setattr(depthwise, "_wide_plane_dots", lambda *a: calls.append(1) or original(*a))
+    monkeypatch.setattr(depthwise, "WIDE_DOTS_MAX_PLANE", 48 * 50 - 1)
+    x = random_array(0, (2, 3, side, side), np.float64)
+    w = random_array(1, (3 * multiplier, 1, 3, 3), np.float64)
+    gy = random_array(2, (2, 3 * multiplier, side, side), np.float64)
+    xt, wt = mg.tensor(x, requires_grad=True), mg.tensor(w, requires_grad=True)
+    conv2d(xt, wt, padding=1, groups=3).backward(mg.tensor(gy))
+    tw = torch.tensor(w, requires_grad=True)
+    TF.conv2d(torch.tensor(x), tw, padding=1, groups=3).backward(torch.tensor(gy))
+    np.testing.assert_allclose(wt.grad.numpy(), tw.grad.numpy(), rtol=1e-10, atol=1e-10)
+    assert bool(calls) == wide
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 def test_threads_share_the_tiles_and_add_the_weight_gradient_in_order(monkeypatch, threads):
     """With two threads each runs its half of the tiles (BLAS single-threaded meanwhile) and

@@ -410,12 +410,13 @@ def test_float32_batch_means_are_exact_in_float64(monkeypatch, shape, split):
 
 
 @pytest.mark.parametrize("per_instance", [False, True])
-@pytest.mark.parametrize("length", [7, 16, 257, 4096, 12288])
+@pytest.mark.parametrize("length", [7, 16, 257, 4096, 12288, 2 * 7919])
 def test_lane_sums_in_the_block_dtype_stay_close_to_float64(per_instance, length):
     """A float32 lane sum (the output gradient's, in the backward) dots its lanes with ones
     in pieces whose dots are added in float64: it stays as close to the float64 sum as
-    NumPy's pairwise float32 sum, over short, ragged and long lanes. A float64 sum of
-    float32 values (an einsum) is the float64 sum itself."""
+    NumPy's pairwise float32 sum, over short, ragged and long lanes (2 * 7919 has no piece
+    and keeps the pairwise sum). A float64 sum of float32 values (an einsum) is the float64
+    sum itself."""
     shape = (3, 5, length)
     x = np.abs(random_array(4, shape, np.float32)) + np.float32(0.5)
     geo = normalization._Blocks(shape, per_instance, True)
